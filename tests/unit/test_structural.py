@@ -79,6 +79,7 @@ class Quantities(BaseModel):
 
     gpu: int | str = Field(1, alias="nvidia.com/gpu")
     memory: int | str | None = Field(None, description="Memory quantity.")
+    procs_per_node: int | Literal["auto"] = Field("auto", alias="procsPerNode")
 
 
 class Loose(BaseModel):

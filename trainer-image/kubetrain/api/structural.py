@@ -9,8 +9,10 @@ type, tuples whose items differ, and defaults that the schema itself would rejec
 
 Dropped on purpose: ``title`` (noise in ``kubectl explain``), ``additionalProperties: false`` (the
 API server prunes unknown fields anyway), null defaults, formats the API server does not validate
-the way pydantic does, and ``uniqueItems`` (the API server rejects ``uniqueItems: true``; use
-``json_schema_extra={"x-kubernetes-list-type": "set"}`` for scalar lists that must be unique).
+the way pydantic does, ``uniqueItems`` (the API server rejects ``uniqueItems: true``; use
+``json_schema_extra={"x-kubernetes-list-type": "set"}`` for scalar lists that must be unique), and
+the members' own constraints in ``int | str`` unions: ``int | Literal["auto"]`` becomes plain
+int-or-string, so restate such constraints as CEL rules.
 
 Pure and stdlib-only, so that it imports without pydantic or torch.
 """
@@ -251,7 +253,9 @@ def _merge_branches(branches: list[Schema], path: str) -> Schema:
     if len(branches) == 1:
         return dict(branches[0])
     types = [branch.get("type") for branch in branches]
-    if set(types) == {"integer", "string"} and all(set(b) <= {"type", "format"} for b in branches):
+    if set(types) == {"integer", "string"}:
+        # The API server allows no per-branch constraints here: `int | Literal["auto"]` keeps
+        # its "auto" only in pydantic, so state it in an x-kubernetes-validations rule too.
         return {"x-kubernetes-int-or-string": True}
     if len(set(types)) == 1 and all(
         set(b) <= {"type", "enum", "description"} and "enum" in b for b in branches
