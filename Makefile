@@ -1,0 +1,39 @@
+# kubetrain: `make run` trains the quickstart locally; `make test` installs and runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV = $(shell hack/venv.sh)
+
+.PHONY: help run test unit lint fmt crds check-crds dev-cluster dev-cluster-down bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+run: ## install (once) and train examples/quickstart.yaml on this machine
+	$(VENV)/bin/kubetrain run examples/quickstart.yaml
+
+test: ## install everything the tests need (once), then lint and run every test
+	bash hack/test.sh
+
+unit: ## the fast tests only (no control plane)
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: ## ruff
+	$(VENV)/bin/ruff check .
+
+fmt: ## ruff format + fix imports
+	$(VENV)/bin/ruff check --fix --select I . && $(VENV)/bin/ruff format .
+
+crds: ## regenerate crds/ and the chart's CRDs from the models
+	$(VENV)/bin/kubetrain crd --write .
+
+dev-cluster: ## start a local control plane, node agent and operator (development only)
+	bash hack/dev-cluster.sh up
+
+dev-cluster-down: ## stop it
+	bash hack/dev-cluster.sh down
+
+bench: ## benchmarks (see docs/benchmarks.md)
+	$(VENV)/bin/python bench/trainer_overhead.py
+
+clean: ## remove local run directories
+	rm -rf runs/

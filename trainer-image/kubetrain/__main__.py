@@ -1,0 +1,5 @@
+import sys
+
+from kubetrain.cli.main import main
+
+sys.exit(main())

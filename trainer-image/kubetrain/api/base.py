@@ -1,0 +1,103 @@
+"""Shared base for every spec model: camelCase keys, unknown keys rejected, CEL rules alongside."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+
+class KubeModel(BaseModel):
+    """A spec object: YAML keys are camelCase and unknown keys are an error."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The object as it is written in YAML (camelCase, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule, written once for both sides.
+
+    `cel` is what the API server checks (an `x-kubernetes-validations` entry);
+    the model's validator checks the same condition in Python for the local path.
+    `field` is the camelCase path, relative to the model, that the error names.
+    """
+
+    cel: str
+    message: str
+    field: str = ""
+
+    def schema(self) -> dict[str, str]:
+        entry = {"rule": self.cel, "message": self.message}
+        if self.field:
+            entry["fieldPath"] = "." + self.field
+        return entry
+
+
+def cel_rules(*rules: Rule) -> dict[str, Any]:
+    """`json_schema_extra` carrying the rules into the CRD."""
+    return {"x-kubernetes-validations": [r.schema() for r in rules]}
+
+
+def enforce(checks: Iterable[tuple[Rule, bool]]) -> None:
+    """Raise one error listing every rule whose check is False."""
+    broken = [rule for rule, ok in checks if not ok]
+    if broken:
+        raise PydanticCustomError(
+            "rule",
+            "{summary}",
+            {
+                "summary": "; ".join(r.message for r in broken),
+                "violations": [(r.field, r.message) for r in broken],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class TaggedUnion:
+    """A Kubernetes-style union: `tag` names the one member block that may be set.
+
+    Members in `required` must be present when selected; the others have defaults.
+    """
+
+    tag: str
+    members: tuple[str, ...]
+    required: tuple[str, ...] = ()
+
+    def _only_when_selected(self, m: str) -> Rule:
+        return Rule(
+            f"!has(self.{m}) || self.{self.tag} == '{m}'",
+            f"{m} is set but {self.tag} is not {m}",
+            m,
+        )
+
+    def _present_when_selected(self, m: str) -> Rule:
+        return Rule(
+            f"self.{self.tag} != '{m}' || has(self.{m})", f"{self.tag} {m} needs a {m} block", m
+        )
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [self._only_when_selected(m) for m in self.members] + [
+            self._present_when_selected(m) for m in self.required
+        ]
+
+    def checks(self, model: BaseModel) -> list[tuple[Rule, bool]]:
+        """The same conditions as the CEL rules, evaluated in Python."""
+        selected = getattr(model, self.tag)
+        present = {m: getattr(model, m) is not None for m in self.members}
+        return [
+            (self._only_when_selected(m), not present[m] or selected == m) for m in self.members
+        ] + [(self._present_when_selected(m), selected != m or present[m]) for m in self.required]

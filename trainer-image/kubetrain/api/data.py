@@ -1,0 +1,141 @@
+"""`spec.dataset`: where samples come from, how they are split and loaded."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from kubetrain.api.base import KubeModel, Rule, TaggedUnion, cel_rules, enforce
+
+
+class SyntheticData(KubeModel):
+    """Generated data with a known answer, for smoke tests and benchmarks."""
+
+    task: Literal["classification", "regression", "lm"] = "classification"
+    """classification: labels from a random linear teacher; regression: a noisy linear
+    function; lm: token sequences from a random order-1 Markov chain."""
+    samples: int = Field(4096, ge=1, le=100_000_000)
+    """Number of samples (sequences for lm)."""
+    features: int = Field(16, ge=1, le=1_000_000)
+    """Input features (classification, regression)."""
+    classes: int = Field(2, ge=2, le=100_000)
+    """Number of classes (classification)."""
+    seq_len: int = Field(64, ge=2, le=1_000_000)
+    """Tokens per sequence (lm)."""
+    vocab_size: int = Field(256, ge=2, le=10_000_000)
+    """Vocabulary size (lm)."""
+    noise: float = Field(0.1, ge=0)
+    """Standard deviation of label noise (regression) or logit noise (classification)."""
+    seed: int = 0
+    """Seed of the generator; the same seed gives the same data everywhere."""
+
+
+class TabularColumns(KubeModel):
+    """Which columns are inputs and which is the label."""
+
+    label: str = Field(min_length=1, max_length=253)
+    """The label column."""
+    features: list[str] | None = Field(None, max_length=10_000)
+    """Input columns; all columns but the label when omitted."""
+    categorical: list[str] = Field(default_factory=list, max_length=10_000)
+    """Input columns to encode as categories (see preprocessing.categorical)."""
+
+
+class TabularData(KubeModel):
+    """Rows and columns from CSV, Parquet or JSON Lines, read with a columnar reader."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """A local file or directory, or a URI (file://; s3://, gs://, hf:// need network access)."""
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    """File format; auto picks it from the file extension."""
+    columns: TabularColumns
+
+
+class TextData(KubeModel):
+    """A text file or a directory of .txt files, for language modelling."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """A local file or directory, or a URI (file://)."""
+    encoding: str = Field("utf-8", max_length=32)
+    """Text encoding of the files."""
+
+
+class ArrayData(KubeModel):
+    """NumPy arrays: an .npz with inputs and labels, or an .npy of inputs plus one of labels."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """An .npz or .npy file."""
+    inputs_key: str = Field("x", max_length=253)
+    """Array name of the inputs inside an .npz."""
+    labels_key: str = Field("y", max_length=253)
+    """Array name of the labels inside an .npz."""
+    labels_path: str | None = Field(None, max_length=4096)
+    """The labels' .npy file, when path is an .npy of inputs."""
+
+
+_split_sum = Rule("self.val + self.test < 1.0", "val + test must leave data to train on", "val")
+
+
+class Split(KubeModel):
+    """Held-out fractions, drawn reproducibly from the seed."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_split_sum))
+
+    val: float = Field(0.1, ge=0, lt=1)
+    """Fraction of samples for validation."""
+    test: float = Field(0.0, ge=0, lt=1)
+    """Fraction of samples for the test split (kubetrain eval)."""
+    seed: int = 0
+    """Seed of the shuffle that assigns samples to splits."""
+    stratify: bool = False
+    """Keep class proportions equal across splits (classification)."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Split:
+        enforce([(_split_sum, self.val + self.test < 1.0)])
+        return self
+
+
+class Loader(KubeModel):
+    """How batches are fed to the model."""
+
+    num_workers: int = Field(0, ge=0, le=64)
+    """Background loader processes per rank; 0 loads in the training process."""
+    pin_memory: bool = False
+    """Page-lock host batches for faster copies to the GPU."""
+    shuffle: bool = True
+    """Reshuffle the training split every epoch (seeded)."""
+    drop_last: bool = True
+    """Drop the last incomplete batch of an epoch."""
+    prefetch_factor: int = Field(2, ge=1, le=64)
+    """Batches prefetched per loader worker."""
+
+
+_SOURCES = ("synthetic", "tabular", "text", "arrays")
+_source = TaggedUnion("type", _SOURCES, required=_SOURCES[1:])
+
+
+class Dataset(KubeModel):
+    """The data source (`type` and the block of that name), split and loader."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(*_source.rules))
+
+    type: Literal["synthetic", "tabular", "text", "arrays"]
+    """Which source block below is used."""
+    synthetic: SyntheticData | None = None
+    tabular: TabularData | None = None
+    text: TextData | None = None
+    arrays: ArrayData | None = None
+    split: Split = Field(default_factory=Split)
+    loader: Loader = Field(default_factory=Loader)
+
+    @model_validator(mode="after")
+    def _rules(self) -> Dataset:
+        enforce(_source.checks(self))
+        return self
+
+    @property
+    def source(self) -> SyntheticData | TabularData | TextData | ArrayData:
+        """The block named by `type` (synthetic defaults apply when it is omitted)."""
+        return getattr(self, self.type) or SyntheticData()

@@ -1,0 +1,103 @@
+"""`TrainingJob.status`: phase, conditions and typed training progress."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kubetrain.api.base import KubeModel
+
+Phase = Literal["Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed", "Suspended"]
+HISTORY_LIMIT = 100
+
+
+class Condition(KubeModel):
+    """A Kubernetes condition (Created, Running, Restarting, Succeeded, Failed, Suspended...)."""
+
+    type: str = Field(max_length=64)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field("", max_length=128)
+    message: str = Field("", max_length=4096)
+    last_transition_time: str | None = None
+    """RFC 3339 time of the last change of status."""
+
+
+class HistoryPoint(KubeModel):
+    """One point of the loss curve."""
+
+    step: int
+    loss: float | None = None
+    val_loss: float | None = None
+
+
+class CheckpointRef(KubeModel):
+    """The newest complete checkpoint."""
+
+    step: int
+    path: str
+    time: str | None = None
+
+
+class Progress(KubeModel):
+    """What the trainer (rank 0) reports while it trains."""
+
+    step: int = 0
+    total_steps: int | None = None
+    epoch: float | None = None
+    """Fractional epoch (step × global batch / training samples)."""
+    percent: float | None = None
+    eta_seconds: int | None = None
+    loss: float | None = None
+    val_loss: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Latest evaluation metrics by name (accuracy, perplexity, r2...)."""
+    samples_per_second: float | None = None
+    """Steady-state global throughput (warm-up excluded)."""
+    tokens_per_second: float | None = None
+    step_time_ms: float | None = None
+    warmup_seconds: float | None = None
+    """Time of the first steps (and compilation), reported apart from steady state."""
+    last_checkpoint: CheckpointRef | None = None
+    heartbeat_time: str | None = None
+    """RFC 3339 time of the trainer's last sign of life."""
+    history: list[HistoryPoint] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """Loss curve, thinned to at most 100 points."""
+
+
+class Replicas(KubeModel):
+    """Worker pods by state."""
+
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class Plan(KubeModel):
+    """The resolved plan: what the spec means once defaults and derivations are applied."""
+
+    world_size: int | None = None
+    micro_batch_size: int | None = None
+    grad_accum_steps: int | None = None
+    global_batch_size: int | None = None
+    total_steps: int | None = None
+    strategy: str | None = None
+    backend: str | None = None
+
+
+class TrainingJobStatus(KubeModel):
+    """Observed state, written by the operator (phase, conditions) and the trainer (progress)."""
+
+    phase: Phase | None = None
+    reason: str | None = Field(None, max_length=128)
+    """Why the job is in its phase, in one word (Stalled, DeadlineExceeded, InvalidSpec...)."""
+    message: str | None = Field(None, max_length=4096)
+    conditions: list[Condition] = Field(default_factory=list, max_length=32)
+    observed_generation: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    replicas: Replicas = Field(default_factory=Replicas)
+    restarts: int = 0
+    """Group restarts so far."""
+    plan: Plan | None = None
+    progress: Progress | None = None

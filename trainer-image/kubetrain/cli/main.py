@@ -1,0 +1,83 @@
+"""`kubetrain`: one entry point, a subcommand per module (imported only when used)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from kubetrain import __version__
+from kubetrain.api.errors import SpecError
+from kubetrain.exitcodes import ExitCode
+
+# name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "run": ("kubetrain.cli.run", "train a TrainingJob on this machine (torchrun when >1 process)"),
+    "validate": ("kubetrain.cli.validate", "check TrainingJob files and print the resolved plan"),
+    "plot": ("kubetrain.cli.plot", "draw the loss curves of a run directory as a PNG"),
+    "eval": ("kubetrain.cli.evaluate", "evaluate a trained run on its test split"),
+    "sample": ("kubetrain.cli.sample", "generate text from a trained gpt run"),
+    "crd": ("kubetrain.cli.crd", "write the TrainingJob CustomResourceDefinition"),
+}
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, bad data): one line, exit code 2, no traceback."""
+
+    def __init__(self, message: str, code: int = ExitCode.INVALID):
+        super().__init__(message)
+        self.code = code
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """Helm-style `--set path=value`, validated like the file itself."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field, e.g. --set spec.training.maxSteps=50 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kubetrain {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first, then let its module add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(COMMANDS[known.command][0])
+    sub = parser._subparsers._group_actions[0].choices[known.command]  # type: ignore[union-attr]
+    module.add_arguments(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args))
+    except SpecError as e:
+        if args.debug:
+            raise
+        print(f"kubetrain {args.command}: invalid TrainingJob", file=sys.stderr)
+        for issue in e.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return ExitCode.INVALID
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"kubetrain {args.command}: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
