@@ -32,8 +32,12 @@ def test_invalid_file_exits_2_with_every_error_and_no_traceback(tmp_path) -> Non
 
 def test_valid_file_prints_the_plan_and_set_overrides_it() -> None:
     result = kubetrain(
-        "validate", str(EXAMPLES / "quickstart.yaml"), "--set", "spec.parallelism.procsPerNode=2",
-        "--set", "spec.training.microBatchSize=16",
+        "validate",
+        str(EXAMPLES / "quickstart.yaml"),
+        "--set",
+        "spec.parallelism.procsPerNode=2",
+        "--set",
+        "spec.training.microBatchSize=16",
     )
     assert result.returncode == 0, result.stderr
     assert "global batch 128 = micro 16 × accumulation 4 × world 2" in result.stdout

@@ -36,8 +36,10 @@ def _walk(node, path="$"):
 def test_schema_is_structural() -> None:
     version = build_crd()["spec"]["versions"][0]
     for path, node in _walk(version["schema"]["openAPIV3Schema"]):
-        typed = "type" in node or node.get("x-kubernetes-int-or-string") or node.get(
-            "x-kubernetes-preserve-unknown-fields"
+        typed = (
+            "type" in node
+            or node.get("x-kubernetes-int-or-string")
+            or node.get("x-kubernetes-preserve-unknown-fields")
         )
         assert typed, f"{path} has no type"
         for banned in ("$ref", "anyOf", "oneOf", "allOf", "title", "const"):

@@ -14,9 +14,16 @@ EXAMPLES = example_files()
 
 def test_the_examples_the_issue_asks_for_exist() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"quickstart", "char-gpt-shakespeare", "tabular-regression",
-            "tabular-classification", "image-classification", "gpu-ddp-multinode",
-            "fsdp-gpt", "cpu-cluster"} <= names
+    assert {
+        "quickstart",
+        "char-gpt-shakespeare",
+        "tabular-regression",
+        "tabular-classification",
+        "image-classification",
+        "gpu-ddp-multinode",
+        "fsdp-gpt",
+        "cpu-cluster",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -20,7 +20,9 @@ spec:
 
 
 def test_overrides_apply_and_are_validated_like_the_file() -> None:
-    (job,) = load_text(JOB, overrides=["spec.training.maxSteps=50", "spec.parallelism.procsPerNode=2"])
+    (job,) = load_text(
+        JOB, overrides=["spec.training.maxSteps=50", "spec.parallelism.procsPerNode=2"]
+    )
     assert job.spec.training.max_steps == 50
     assert job.spec.parallelism.procs_per_node == 2
     with pytest.raises(SpecError) as info:
@@ -36,7 +38,7 @@ def test_override_needs_path_and_value() -> None:
 
 
 def test_override_cannot_descend_into_a_scalar() -> None:
-    with pytest.raises(SpecError, match="spec.training.maxSteps is not a mapping"):
+    with pytest.raises(SpecError, match=r"spec\.training\.maxSteps is not a mapping"):
         load_text(JOB, overrides=["spec.training.maxSteps.x=1"])
 
 
@@ -72,7 +74,7 @@ def test_missing_file_is_one_clear_issue(tmp_path) -> None:
 
 
 def test_other_kinds_are_refused() -> None:
-    with pytest.raises(SpecError, match="expected apiVersion kubetrain.io/v1alpha1"):
+    with pytest.raises(SpecError, match=r"expected apiVersion kubetrain\.io/v1alpha1"):
         load_text("apiVersion: v1\nkind: Pod\n")
 
 

@@ -17,8 +17,12 @@ def spec(**training_and_parallelism) -> TrainingJobSpec:
         ] = value
     training = {k: v for k, v in training.items() if v is not None}
     return TrainingJobSpec.model_validate(
-        {"dataset": {"type": "synthetic"}, "model": {"type": "mlp"}, "training": training,
-         "parallelism": parallelism}
+        {
+            "dataset": {"type": "synthetic"},
+            "model": {"type": "mlp"},
+            "training": training,
+            "parallelism": parallelism,
+        }
     )
 
 
@@ -36,8 +40,13 @@ def spec(**training_and_parallelism) -> TrainingJobSpec:
 )
 def test_plan(kwargs, gpus, expected) -> None:
     plan = resolve_plan(spec(**kwargs), gpus_per_node=gpus)
-    got = (plan.world_size, plan.micro_batch_size, plan.grad_accum_steps, plan.strategy,
-           plan.backend)
+    got = (
+        plan.world_size,
+        plan.micro_batch_size,
+        plan.grad_accum_steps,
+        plan.strategy,
+        plan.backend,
+    )
     assert got == expected
     assert plan.global_batch_size == plan.world_size * plan.micro_batch_size * plan.grad_accum_steps
 
