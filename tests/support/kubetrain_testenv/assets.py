@@ -1,0 +1,33 @@
+"""Locating (and building once) the control plane's binaries."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPO_ROOT / "hack" / "control-plane" / "build.sh"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+
+
+class AssetsError(RuntimeError):
+    """The binaries could not be built or found."""
+
+
+def ensure_assets(timeout: float = 3600) -> Path:
+    """Run hack/control-plane/build.sh (a no-op when warm) and return its assets directory."""
+    try:
+        done = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssetsError(f"{BUILD_SCRIPT} timed out after {timeout:.0f}s") from exc
+    if done.returncode != 0:
+        raise AssetsError(
+            f"{BUILD_SCRIPT} failed with exit code {done.returncode}:\n{done.stderr[-4000:]}"
+        )
+    assets = Path(done.stdout.strip().splitlines()[-1])
+    missing = [b for b in BINARIES if not (assets / b).is_file()]
+    if missing:
+        raise AssetsError(f"{assets} lacks {', '.join(missing)}")
+    return assets
