@@ -88,3 +88,10 @@ def test_api_imports_without_torch() -> None:
 
 def test_crd_yaml_round_trips() -> None:
     assert yaml.safe_load(render_crd_yaml()) == build_crd()
+
+
+def test_spec_reference_matches_the_models() -> None:
+    from kubetrain.api.reference import REFERENCE_PATH, render_reference
+
+    path = ROOT / REFERENCE_PATH
+    assert path.read_text() == render_reference(), f"{path} is stale: run `make crds`"

@@ -81,14 +81,14 @@ def suggest(word: str, choices: list[str]) -> str | None:
     return by_norm[match[0]] if match else None
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     """Pydantic models reachable through Optional/list/dict/tuple/Annotated."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     origin = typing.get_origin(annotation)
     if origin is None and not isinstance(annotation, types.UnionType):
         return []
-    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
 
 
 def model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
@@ -104,7 +104,7 @@ def model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMode
         )
         if field is None:
             return None
-        found = _models_in(field.annotation)
+        found = models_in(field.annotation)
         model = found[0] if found else None
     return model
 

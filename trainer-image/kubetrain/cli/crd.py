@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kubetrain.api.crd import render_crd_yaml, write_crds
+from kubetrain.api.reference import REFERENCE_PATH, render_reference
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write",
         metavar="ROOT",
         type=Path,
-        help="write crds/ and charts/kubetrain/crds/ under ROOT instead of printing",
+        help="write crds/, charts/kubetrain/crds/ and the spec reference under ROOT",
     )
 
 
@@ -24,4 +25,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for path in write_crds(args.write):
         print(f"wrote {path}")
+    reference = args.write / REFERENCE_PATH
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    reference.write_text(render_reference(), encoding="utf-8")
+    print(f"wrote {reference}")
     return 0
