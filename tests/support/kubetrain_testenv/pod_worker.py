@@ -50,6 +50,7 @@ class PodWorker(threading.Thread):
         self.ip = hosts.address(pod)
         self.start_time = now()
         self.deleting = threading.Event()
+        self._wake = threading.Event()  # a container ended or the pod is being deleted
         self.gone = threading.Event()  # the API object is gone: nothing left to write
         self._lock = threading.Lock()
         self._containers: list[Container] = []
@@ -69,6 +70,7 @@ class PodWorker(threading.Thread):
         self.pod = pod
         if pod["metadata"].get("deletionTimestamp"):
             self.deleting.set()
+            self._wake.set()
             for c in list(self._containers):
                 c.terminate()
 
@@ -246,28 +248,41 @@ class PodWorker(threading.Thread):
             container.terminate()
         return container
 
+    def _run(self, containers: list[Container]) -> bool:
+        """Run containers concurrently until all end for good (True) or the pod is deleted."""
+        threads = []
+        for c in containers:
+
+            def body(c: Container = c) -> None:
+                try:
+                    c.run()
+                finally:
+                    self._wake.set()
+
+            threads.append(threading.Thread(target=body, name=f"{self.name}/{c.spec['name']}"))
+            threads[-1].daemon = True
+            threads[-1].start()
+        # Deletion must not wait for processes that ignore SIGTERM: _terminate escalates.
+        while not self.deleting.is_set() and any(t.is_alive() for t in threads):
+            self._wake.wait()
+            self._wake.clear()
+        return not self.deleting.is_set()
+
     def _run_init(self, launches: Mapping[str, Launch]) -> bool:
         """Run init containers in order; False if one failed for good or the pod is deleted."""
         for c in self.pod["spec"].get("initContainers", []):
-            if self.deleting.is_set():
-                return False
-            if self._container(c["name"], launches[c["name"]], init=True).run() != 0:
+            container = self._container(c["name"], launches[c["name"]], init=True)
+            if not self._run([container]) or container.exit_code != 0:
                 return False
         return True
 
     def _run_main(self, launches: Mapping[str, Launch]) -> None:
-        containers = [
-            self._container(c["name"], launches[c["name"]], init=False)
-            for c in self.pod["spec"]["containers"]
-        ]
-        threads = [
-            threading.Thread(target=c.run, name=f"{self.name}/{c.spec['name']}", daemon=True)
-            for c in containers
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        self._run(
+            [
+                self._container(c["name"], launches[c["name"]], init=False)
+                for c in self.pod["spec"]["containers"]
+            ]
+        )
 
     def _terminate(self) -> None:
         """SIGTERM, wait the grace period, SIGKILL; then remove the pod object."""

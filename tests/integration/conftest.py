@@ -1,0 +1,112 @@
+"""Fixtures for tests against a real control plane (see kubetrain_testenv).
+
+- `control_plane` (session): a started `ControlPlane` with the node agent; its
+  `kubeconfig` is the admin kubeconfig, `pod_log(ns, name)` reads pod output,
+  `service_account_kubeconfig(ns, sa)` acts as a ServiceAccount.
+- `api_client` (session): a `kubernetes.client.ApiClient` for the admin.
+- `core_v1` (session): `CoreV1Api` on it.
+- `namespace` (function): a fresh namespace whose "default" ServiceAccount
+  exists; deleted afterwards.
+Plain helpers live in the package: `kubetrain_testenv.wait_for(predicate, timeout)`,
+`kubetrain_testenv.clients.kubernetes_client(kubeconfig)`, and pod builders in
+`kubetrain_testenv.objects`.
+
+The binaries are built on first use by hack/control-plane/build.sh (minutes, once
+per machine); if that fails, every test here errors with the build's output.
+At the end of the session no process of the control plane may survive. Logs
+(components' and pods') are kept under the printed directory when a test failed
+or KUBETRAIN_TESTENV_KEEP is set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from kubetrain_testenv import ControlPlane, wait_for
+from kubetrain_testenv.assets import AssetsError
+from kubetrain_testenv.clients import kubernetes_client
+
+_RUN_IDS: list[str] = []
+_TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    started = time.monotonic()
+    cp = ControlPlane()
+    _RUN_IDS.append(cp.run_id)
+    try:
+        cp.start()
+        _TIMINGS["control plane start to ready"] = time.monotonic() - started
+        cp.start_node_agent()
+        _TIMINGS["with node agent"] = time.monotonic() - started
+    except AssetsError as exc:
+        cp.stop()
+        pytest.fail(f"building the control plane failed: {exc}", pytrace=False)
+    except BaseException:
+        cp.stop()
+        raise
+    yield cp
+    cp.stop()
+    left = cp.survivors()
+    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
+        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
+    else:
+        cp.remove_files()
+    assert not left, f"processes survived the control plane: {left}"
+
+
+@pytest.fixture(scope="session")
+def api_client(control_plane: ControlPlane) -> client.ApiClient:
+    return kubernetes_client(control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def core_v1(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace, ready for pods (its default ServiceAccount exists)."""
+    name = f"t-{secrets.token_hex(4)}"
+    core_v1.create_namespace({"metadata": {"name": name}})
+    wait_for(
+        lambda: core_v1.read_namespaced_service_account("default", name),
+        30,
+        what=f"ServiceAccount {name}/default",
+    )
+    yield name
+    # Namespace deletion is asynchronous (the controller manager empties it).
+    core_v1.delete_namespace(name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, seconds in _TIMINGS.items():
+        terminalreporter.write_line(f"kubetrain_testenv: {what}: {seconds:.1f}s")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session if any tagged process outlived it (even if a fixture did not run)."""
+    from kubetrain_testenv import survivors
+
+    left = [p for run_id in _RUN_IDS for p in survivors(run_id)]
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"kubetrain_testenv: processes survived the session: {left}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
