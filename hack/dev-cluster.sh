@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A local Kubernetes control plane for trying kubetrain without a cluster
+# (development tool only: pods run as local processes on this machine, as root).
+#
+#   hack/dev-cluster.sh up       build (once), start in the background, print `export KUBECONFIG=...`
+#   hack/dev-cluster.sh down     stop it and every process it started
+#   hack/dev-cluster.sh status
+#
+# KUBETRAIN_DEV_CLUSTER_THEN: a shell command started once the cluster is ready,
+# with KUBECONFIG set, and stopped by `down` (the hook for running the operator).
+# KUBETRAIN_DEV_CLUSTER_GPUS: fake nvidia.com/gpu count of the node (default 0).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-up}
+venv=$("$root/hack/venv.sh")
+export PYTHONPATH="$root/tests/support${PYTHONPATH:+:$PYTHONPATH}"
+case "$cmd" in
+  up)
+    "$root/hack/control-plane/build.sh" >/dev/null
+    args=(up --gpus "${KUBETRAIN_DEV_CLUSTER_GPUS:-0}")
+    if [ -n "${KUBETRAIN_DEV_CLUSTER_THEN:-}" ]; then args+=(--then "$KUBETRAIN_DEV_CLUSTER_THEN"); fi
+    exec "$venv/bin/python" -m kubetrain_testenv "${args[@]}"
+    ;;
+  down|status)
+    exec "$venv/bin/python" -m kubetrain_testenv "$cmd"
+    ;;
+  *)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac
