@@ -1,0 +1,165 @@
+"""The one module that talks to the API server (the `kubernetes` client's REST layer).
+
+Every write is either server-side apply under the field manager `kubetrain-operator`, a
+delete with a UID precondition, a merge patch of the job's status, or an Event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain.api.job import KIND, PLURAL
+from kubetrain_operator.names import FIELD_MANAGER, selector
+from kubetrain_operator.status import Event, PodRef
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+JOB_API = "/apis/kubetrain.io/v1alpha1"
+
+# Paths of the kinds the operator writes (namespaced).
+_COLLECTIONS = {
+    ("v1", "Pod"): "/api/v1/namespaces/{ns}/pods",
+    ("v1", "Service"): "/api/v1/namespaces/{ns}/services",
+    ("v1", "ConfigMap"): "/api/v1/namespaces/{ns}/configmaps",
+    ("v1", "ServiceAccount"): "/api/v1/namespaces/{ns}/serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"):
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"):
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+}  # fmt: skip
+
+
+def is_status(error: Exception, *codes: int) -> bool:
+    return isinstance(error, ApiException) and error.status in codes
+
+
+def load_config() -> client.ApiClient:
+    """In-cluster credentials when there are some, else the kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    """Typed-enough access to the few endpoints the operator needs."""
+
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or load_config()
+        self.requests = 0  # for the request-rate metric
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        self.requests += 1
+        response = self.api.call_api(
+            path, method,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=30,
+        )  # fmt: skip
+        data = response.data
+        return json.loads(data) if data else {}
+
+    # -- TrainingJobs ---------------------------------------------------------------
+
+    def job_path(self, namespace: str, name: str) -> str:
+        return f"{JOB_API}/namespaces/{namespace}/{PLURAL}/{name}"
+
+    def get_job(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._call("GET", self.job_path(namespace, name))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def patch_job_status(self, namespace: str, name: str, status: Obj) -> None:
+        """Merge patch: touches only the fields given (the trainer owns status.progress)."""
+        self._call(
+            "PATCH", self.job_path(namespace, name) + "/status", {"status": status},
+            content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        """Background propagation: the garbage collector removes the children."""
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        self._delete(self.job_path(namespace, name), body)
+
+    # -- children -------------------------------------------------------------------
+
+    def apply(self, obj: Obj) -> Obj:
+        """Server-side apply (create or update) under our field manager."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        path = _COLLECTIONS[(obj["apiVersion"], obj["kind"])].format(ns=ns) + f"/{name}"
+        return self._call(
+            "PATCH", path, obj,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+    def list_pods(self, namespace: str, job: str) -> list[Obj]:
+        labels = ",".join(f"{k}={v}" for k, v in selector(job).items())
+        answer = self._call(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", labels)]
+        )
+        return list(answer.get("items") or [])
+
+    def delete_pod(self, namespace: str, pod: PodRef) -> None:
+        """Delete one pod with its grace period (SIGTERM: the trainer checkpoints first)."""
+        self._delete(
+            f"/api/v1/namespaces/{namespace}/pods/{pod.name}",
+            {"preconditions": {"uid": pod.uid}},
+        )
+
+    def _delete(self, path: str, body: Obj) -> None:
+        try:
+            self._call("DELETE", path, body)
+        except ApiException as e:
+            if e.status not in (404, 409):  # gone already, or a newer object of that name
+                raise
+
+    # -- events ---------------------------------------------------------------------
+
+    def emit(self, job: Obj, event: Event) -> None:
+        """Record an Event on the job; failures are logged, never raised."""
+        meta = job["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": job.get("apiVersion"), "kind": KIND, "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }  # fmt: skip
+        try:
+            self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
+        except (ApiException, OSError) as e:
+            log.warning("cannot record event %s on %s: %s", event.reason, meta["name"], e)

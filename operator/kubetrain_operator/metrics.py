@@ -1,0 +1,61 @@
+"""Prometheus metrics of the operator (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+PHASES = ("Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed", "Suspended")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs = Gauge("kubetrain_jobs", "TrainingJobs by phase", ["phase"], registry=r)
+        self.reconcile_seconds = Histogram(
+            "kubetrain_reconcile_duration_seconds", "Time of one reconcile of one job",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+        )  # fmt: skip
+        self.restarts = Counter(
+            "kubetrain_group_restarts_total", "Group restarts", ["reason"], registry=r
+        )
+        self.errors = Counter(
+            "kubetrain_reconcile_errors_total", "Reconciles that raised", registry=r
+        )
+        self.api_requests = Counter(
+            "kubetrain_api_requests_total", "Requests the reconciler sent", registry=r
+        )
+        self._phase: dict[tuple[str, str], str] = {}
+        for phase in PHASES:
+            self.jobs.labels(phase).set(0)
+
+    def set_phase(self, key: tuple[str, str], phase: str | None) -> None:
+        """Record a job's phase (None: the job is gone)."""
+        if phase is None:
+            self._phase.pop(key, None)
+        else:
+            self._phase[key] = phase
+        counts = dict.fromkeys(PHASES, 0)
+        for p in self._phase.values():
+            counts[p] = counts.get(p, 0) + 1
+        for p, n in counts.items():
+            self.jobs.labels(p).set(n)
+
+    @contextmanager
+    def reconcile_timer(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            self.errors.inc()
+            raise
+        finally:
+            self.reconcile_seconds.observe(time.perf_counter() - started)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Expose /metrics on `port` (a daemon thread)."""
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,134 @@
+"""Observed pods, reduced to what the status computation needs (pure)."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubetrain.exitcodes import ExitCode, classify
+from kubetrain_operator.names import LABEL_GENERATION, LABEL_INDEX
+
+WAITING_PROBLEMS = frozenset({
+    "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
+    "CreateContainerError", "CrashLoopBackOff", "RunContainerError",
+})  # fmt: skip
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    """One worker pod as last seen."""
+
+    name: str
+    uid: str
+    index: int
+    generation: int
+    phase: str = "Pending"
+    deleting: bool = False
+    created: datetime | None = None
+    running: bool = False
+    exit_code: int | None = None
+    exit_reason: str = ""
+    exit_message: str = ""
+    pod_reason: str = ""
+    pod_message: str = ""
+    waiting_reason: str = ""
+    waiting_message: str = ""
+    unschedulable: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+
+def observe_pod(pod: dict[str, Any]) -> ObservedPod:
+    """A pod object from the API → ObservedPod."""
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
+    labels = meta.get("labels") or {}
+    state: dict[str, Any] = {}
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        break  # one container per worker pod
+    terminated = state.get("terminated") or {}
+    waiting = state.get("waiting") or {}
+    unschedulable = None
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            unschedulable = c.get("message") or c.get("reason") or "Unschedulable"
+    return ObservedPod(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        index=int(labels.get(LABEL_INDEX, -1)),
+        generation=int(labels.get(LABEL_GENERATION, 0)),
+        phase=status.get("phase") or "Pending",
+        deleting=bool(meta.get("deletionTimestamp")),
+        created=parse_time(meta.get("creationTimestamp")),
+        running="running" in state,
+        exit_code=terminated.get("exitCode"),
+        exit_reason=terminated.get("reason") or "",
+        exit_message=(terminated.get("message") or "").strip(),
+        pod_reason=status.get("reason") or "",
+        pod_message=status.get("message") or "",
+        waiting_reason=waiting.get("reason") or "",
+        waiting_message=waiting.get("message") or "",
+        unschedulable=unschedulable,
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a worker failed and whether a group restart can help."""
+
+    reason: str
+    message: str
+    retryable: bool
+
+
+def _last_line(text: str, limit: int = 1024) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def worker_failure(pod: ObservedPod) -> Failure | None:
+    """The failure a pod shows, or None while it runs, waits or has succeeded."""
+    if pod.phase == "Unknown":
+        return Failure("NodeLost", f"{pod.name}: its node stopped reporting", True)
+    if pod.phase != "Failed" and not (pod.exit_code not in (None, 0)):
+        return None
+    code = pod.exit_code
+    if code is None:
+        reason = pod.pod_reason or "WorkerFailed"
+        return Failure(reason, f"{pod.name}: {pod.pod_message or reason}", True)
+    detail = _last_line(pod.exit_message)
+    kind = classify(code)
+    if kind == ExitCode.INVALID:
+        return Failure("InvalidData", detail or f"{pod.name} exited with code 2", False)
+    if kind == ExitCode.DIVERGED:
+        return Failure("Diverged", detail or f"{pod.name}: the loss diverged", False)
+    if kind == ExitCode.INTERRUPTED:
+        return Failure("Interrupted", f"{pod.name} was interrupted after a checkpoint", True)
+    if pod.exit_reason == "OOMKilled":
+        return Failure("OOMKilled", f"{pod.name} ran out of memory", True)
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return Failure("WorkerKilled", f"{pod.name} was killed by {name} (exit code {code})", True)
+    message = f"{pod.name} exited with code {code}" + (f": {detail}" if detail else "")
+    return Failure("WorkerCrashed", message, True)

@@ -1,0 +1,120 @@
+"""One level-based reconcile of one TrainingJob: read → validate → render → apply → observe →
+decide → act → patch status once. Idempotent: running it twice changes nothing more."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain_operator import validation
+from kubetrain_operator.kube import Kube
+from kubetrain_operator.metrics import Metrics
+from kubetrain_operator.names import JobMeta
+from kubetrain_operator.observe import observe_pod
+from kubetrain_operator.render import render_children, render_worker_pod
+from kubetrain_operator.status import FINISHED, Decision, JobState, changed_fields, decide, invalid
+
+log = logging.getLogger("kubetrain_operator")
+Key = tuple[str, str]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(
+        self, kube: Kube, metrics: Metrics, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.kube, self.metrics, self.clock = kube, metrics, clock
+        # (uid, generation) whose children were applied: unchanged specs are not re-sent.
+        self._applied: dict[Key, tuple[str, int]] = {}
+
+    def forget(self, key: Key) -> None:
+        self._applied.pop(key, None)
+        self.metrics.set_phase(key, None)
+
+    def reconcile(self, key: Key) -> float | None:
+        """Bring one job closer to its spec; returns when to look again (seconds) or None."""
+        before = self.kube.requests
+        try:
+            with self.metrics.reconcile_timer():
+                return self._reconcile(key)
+        finally:
+            self.metrics.api_requests.inc(self.kube.requests - before)
+
+    def _reconcile(self, key: Key) -> float | None:
+        namespace, name = key
+        obj = self.kube.get_job(namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            self.forget(key)  # the garbage collector removes the children
+            return None
+        meta = JobMeta.from_object(obj)
+        status = obj.get("status") or {}
+        spec, problems = validation.parse(obj)
+        if spec is not None:
+            problems = validation.validate(meta.name, dict(meta.annotations), spec)
+        pods = [observe_pod(p) for p in self.kube.list_pods(namespace, name)]
+        job = JobState(meta.name, meta.generation, spec if not problems else None, status)
+        now = self.clock()
+        if problems:
+            return self._act(obj, meta, job, invalid(job, pods, "; ".join(problems), now))
+        assert spec is not None
+        if status.get("phase") not in FINISHED and self._applied.get(key) != (
+            meta.uid, meta.generation
+        ):
+            for child in render_children(meta, spec):
+                self.kube.apply(child)
+            self._applied[key] = (meta.uid, meta.generation)
+        job = JobState(meta.name, meta.generation, spec, status)
+        decision = decide(job, pods, now)
+        with contextlib.suppress(PlanError):  # validation reported it already
+            plan = resolve_plan(spec)
+            decision.status["plan"] = plan.model_dump(by_alias=True, exclude_none=True)
+        return self._act(obj, meta, job, decision)
+
+    def _act(self, obj: dict[str, Any], meta: JobMeta, job: JobState, d: Decision) -> float | None:
+        ns = meta.namespace
+        for ref in d.delete:
+            self.kube.delete_pod(ns, ref)
+        if d.create:
+            assert job.spec is not None
+            generation = int(d.status["restarts"])
+            try:
+                for index in d.create:
+                    self.kube.apply(render_worker_pod(meta, job.spec, index, generation))
+            except ApiException as e:
+                if e.status not in (400, 422):
+                    raise
+                # The API server rejects the pod (a bad override): retrying cannot help.
+                reason = _api_message(e)
+                message = f"worker pod rejected: {reason}"
+                d = invalid(job, [], message, self.clock(), reason="InvalidPodTemplate")
+        patch = changed_fields(job.status, d.status)
+        if patch:
+            self.kube.patch_job_status(ns, meta.name, patch)
+        for event in d.events:
+            log.info("%s/%s: %s %s", ns, meta.name, event.reason, event.message)
+            self.kube.emit(obj, event)
+        if d.restarted:
+            self.metrics.restarts.labels(d.status.get("reason") or "Unknown").inc()
+        self.metrics.set_phase((ns, meta.name), d.status.get("phase"))
+        if d.delete_job:
+            log.info("%s/%s: ttlSecondsAfterFinished passed; deleting the job", ns, meta.name)
+            self.kube.delete_job(ns, meta.name, meta.uid)
+            return None
+        return d.requeue_after
+
+
+def _api_message(e: ApiException) -> str:
+    try:
+        return str(json.loads(e.body).get("message", e.reason))
+    except (TypeError, ValueError):
+        return str(e.reason)

@@ -1,0 +1,332 @@
+"""Spec → desired child objects (pure: returns dicts, calls nothing).
+
+Children of a TrainingJob `J` in its namespace, all owned by it:
+  Service `J` (headless), ConfigMap `J-spec`, ServiceAccount/Role/RoleBinding `J-trainer`,
+  and worker pods `J-worker-<i>` for i in 0..nodes-1 (re-created on a group restart with
+  the next restart generation).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from kubetrain.api.job import API_VERSION, GROUP, KIND, PLURAL
+from kubetrain.api.plan import procs_per_node
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain_operator.names import (
+    ANNOTATION_COMMAND,
+    ANNOTATION_GENERATION,
+    FIELD_MANAGER,
+    KUEUE_POD_GROUP_COUNT,
+    KUEUE_POD_GROUP_LABEL,
+    KUEUE_QUEUE_LABEL,
+    LABEL_COMPONENT,
+    LABEL_GENERATION,
+    LABEL_INDEX,
+    JobMeta,
+    common_labels,
+    selector,
+)
+
+Obj = dict[str, Any]
+
+SPEC_DIR = "/etc/kubetrain"
+SPEC_FILE = "job.yaml"
+RUN_DIR = "/var/lib/kubetrain"
+TERMINATION_LOG = "/dev/termination-log"
+SPEC_VOLUME, SHM_VOLUME, RUN_VOLUME = "kubetrain-spec", "dshm", "kubetrain-run"
+CONTAINER = "trainer"
+STATUS_SINK = "kubetrain.reporting.kube_status:make_sink"
+DEFAULT_COMMAND = ["kubetrain", "run", f"{SPEC_DIR}/{SPEC_FILE}"]
+# The trainer images run as this user (issue 7's Dockerfile creates it).
+TRAINER_UID = 1000
+# Time for the trainer to save a checkpoint on SIGTERM and exit with code 75.
+GRACE_SECONDS = 60
+# Defaults the user's template.env may override (by name).
+NCCL_DEFAULTS = {
+    "NCCL_DEBUG": "WARN",
+    # Abort collectives on a peer's failure instead of hanging until the timeout.
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def owner_reference(meta: JobMeta) -> Obj:
+    """Makes the job the controller of a child, so deleting the job deletes it (GC)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(meta: JobMeta, name: str, labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "name": name,
+        "namespace": meta.namespace,
+        "labels": labels or common_labels(meta.name),
+        "ownerReferences": [owner_reference(meta)],
+    }
+
+
+def render_service(meta: JobMeta, spec: TrainingJobSpec) -> Obj:
+    """Headless Service: gives each worker `<pod>.<job>` as a DNS name before it is ready."""
+    port = spec.parallelism.master_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(meta, meta.names.service),
+        "spec": {
+            "clusterIP": "None",
+            # Rendezvous happens before any worker is Ready.
+            "publishNotReadyAddresses": True,
+            "selector": selector(meta.name),
+            "ports": [{"name": "rendezvous", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def resolved_job_document(meta: JobMeta, spec: TrainingJobSpec) -> str:
+    """The TrainingJob as the trainer reads it: every default filled in."""
+    doc = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": meta.name, "namespace": meta.namespace},
+        "spec": spec.to_yaml_dict(),
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def render_spec_config_map(meta: JobMeta, spec: TrainingJobSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(meta, meta.names.config_map),
+        "data": {SPEC_FILE: resolved_job_document(meta, spec)},
+    }
+
+
+def render_service_account(meta: JobMeta) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(meta, meta.names.service_account),
+    }
+
+
+def render_role(meta: JobMeta) -> Obj:
+    """The trainer may read and patch its own job's status, nothing else.
+
+    RBAC cannot restrict fields; the ValidatingAdmissionPolicy in operator/manifests/
+    limits these patches to `status.progress`.
+    """
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(meta, meta.names.role),
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": [f"{PLURAL}/status"],
+                "resourceNames": [meta.name],
+                "verbs": ["get", "patch"],
+            }
+        ],
+    }
+
+
+def render_role_binding(meta: JobMeta) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(meta, meta.names.role),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": meta.names.role,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": meta.names.service_account,
+                "namespace": meta.namespace,
+            }
+        ],
+    }
+
+
+def render_children(meta: JobMeta, spec: TrainingJobSpec) -> list[Obj]:
+    """Everything but the pods, in the order they must exist (pods refer to them)."""
+    return [
+        render_service_account(meta),
+        render_role(meta),
+        render_role_binding(meta),
+        render_spec_config_map(meta, spec),
+        render_service(meta, spec),
+    ]
+
+
+def _env(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> list[Obj]:
+    names = meta.names
+    ours = {
+        # torchrun reads PET_* as defaults of its options.
+        "PET_NNODES": str(spec.parallelism.nodes),
+        "PET_NPROC_PER_NODE": str(procs_per_node(spec, spec.resources.gpu)),
+        "PET_NODE_RANK": str(index),
+        "PET_MASTER_ADDR": names.worker_dns(0),
+        "PET_MASTER_PORT": str(spec.parallelism.master_port),
+        "KUBETRAIN_JOB_NAME": meta.name,
+        "KUBETRAIN_JOB_NAMESPACE": meta.namespace,
+        "KUBETRAIN_RESTART_GENERATION": str(generation),
+        "KUBETRAIN_RUN_DIR": RUN_DIR,
+        "KUBETRAIN_TERMINATION_LOG": TERMINATION_LOG,
+        # docs/trainer-contract.md: the status sink (progress into status) by factory path.
+        "KUBETRAIN_STATUS_SINK": STATUS_SINK,
+    }
+    env: list[Obj] = [{"name": k, "value": v} for k, v in ours.items()]
+    pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+    env.append({"name": "KUBETRAIN_POD_NAME", "valueFrom": pod_name})
+    user = {e["name"]: e for e in spec.template.env}
+    env += [user.pop(k, {"name": k, "value": v}) for k, v in NCCL_DEFAULTS.items()]
+    return env + list(user.values())
+
+
+def _volumes(meta: JobMeta, spec: TrainingJobSpec) -> tuple[list[Obj], list[Obj]]:
+    """Our volumes, then the user's; a user volume named like the run volume replaces it
+    (that is how a PersistentVolumeClaim keeps checkpoints across group restarts)."""
+    user = {v["name"]: v for v in spec.template.volumes}
+    shm = str(spec.resources.shm_size)
+    volumes = [
+        {"name": SPEC_VOLUME, "configMap": {"name": meta.names.config_map}},
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
+        user.pop(RUN_VOLUME, {"name": RUN_VOLUME, "emptyDir": {}}),
+        *user.values(),
+    ]
+    mounts = [
+        {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        {"name": RUN_VOLUME, "mountPath": RUN_DIR},
+        *spec.template.volume_mounts,
+    ]
+    return volumes, mounts
+
+
+def _resources(spec: TrainingJobSpec) -> Obj:
+    """Requests equal limits: the Guaranteed QoS class, never evicted first."""
+    r = spec.resources
+    amounts = {
+        k: str(v) for k, v in (("cpu", r.cpu), ("memory", r.memory)) if v is not None
+    }
+    if r.gpu:
+        amounts["nvidia.com/gpu"] = str(r.gpu)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def _command(meta: JobMeta) -> list[str]:
+    override = meta.annotation(ANNOTATION_COMMAND)
+    return list(json.loads(override)) if override else list(DEFAULT_COMMAND)
+
+
+def _pod_labels(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> Obj:
+    labels = {
+        **spec.template.labels,
+        **common_labels(meta.name),
+        LABEL_COMPONENT: "worker",
+        LABEL_INDEX: str(index),
+        LABEL_GENERATION: str(generation),
+    }
+    if spec.queue_name:
+        labels[KUEUE_QUEUE_LABEL] = spec.queue_name
+        # Kueue's plain-pod integration admits the group as one workload (all or nothing).
+        labels[KUEUE_POD_GROUP_LABEL] = f"{meta.name}-g{generation}"
+    return labels
+
+
+def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> Obj:
+    """Worker `index` of restart generation `generation`."""
+    names = meta.names
+    volumes, mounts = _volumes(meta, spec)
+    annotations = {**spec.template.annotations, ANNOTATION_GENERATION: str(generation)}
+    if spec.queue_name:
+        annotations[KUEUE_POD_GROUP_COUNT] = str(spec.parallelism.nodes)
+    container: Obj = {
+        "name": CONTAINER,
+        "image": spec.image or "",
+        "command": _command(meta),
+        "env": _env(meta, spec, index, generation),
+        "ports": [{"name": "rendezvous", "containerPort": spec.parallelism.master_port}],
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG,
+        # A crash before the trainer writes its reason still leaves the log's tail.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+    }
+    resources = _resources(spec)
+    if resources:
+        container["resources"] = resources
+    pod_spec: Obj = {
+        "restartPolicy": "Never",  # the operator restarts the whole group, never one pod
+        "hostname": names.worker(index),
+        "subdomain": names.service,
+        "serviceAccountName": names.service_account,
+        "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": TRAINER_UID,
+            "runAsGroup": TRAINER_UID,
+            "fsGroup": TRAINER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    t = spec.template
+    if t.node_selector:
+        pod_spec["nodeSelector"] = dict(t.node_selector)
+    tolerations = list(t.tolerations)
+    if spec.resources.gpu:
+        # GPU nodes are commonly tainted so that only GPU pods land on them.
+        gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        if gpu_toleration not in tolerations:
+            tolerations.append(gpu_toleration)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if t.affinity:
+        pod_spec["affinity"] = t.affinity
+    if t.priority_class_name:
+        pod_spec["priorityClassName"] = t.priority_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **_metadata(meta, names.worker(index), _pod_labels(meta, spec, index, generation)),
+            "annotations": annotations,
+        },
+        "spec": pod_spec,
+    }
+
+
+__all__ = [
+    "FIELD_MANAGER",
+    "owner_reference",
+    "render_children",
+    "render_role",
+    "render_role_binding",
+    "render_service",
+    "render_service_account",
+    "render_spec_config_map",
+    "render_worker_pod",
+    "resolved_job_document",
+]
