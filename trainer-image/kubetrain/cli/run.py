@@ -1,0 +1,118 @@
+"""`kubetrain run FILE`: validate, plan, then train here or start torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from kubetrain.api.loader import load_job
+from kubetrain.cli.main import UserError, add_overrides
+from kubetrain.exitcodes import ExitCode
+
+TERMINATION_LOG_ENV = "KUBETRAIN_TERMINATION_LOG"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="TrainingJob YAML")
+    add_overrides(parser)
+    parser.add_argument("--run-dir", help="run directory (default: $KUBETRAIN_RUN_DIR or "
+                        "runs/<metadata.name>)")
+    parser.add_argument("--procs", type=int, help="processes on this node (sets procsPerNode)")
+    parser.add_argument("--no-progress", action="store_true", help="no console progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.procs:
+        overrides.append(f"spec.parallelism.procsPerNode={args.procs}")
+    job = load_job(args.file, overrides)
+    from kubetrain.trainer.run_dir import default_run_dir
+
+    run_dir = default_run_dir(job, args.run_dir).resolve()
+    base = Path(args.file).resolve().parent
+    from kubetrain.trainer.distributed import torchrun_env
+
+    worker = torchrun_env()
+    if worker is None:
+        from kubetrain.trainer.launch import LaunchError, run_torchrun, topology
+        from kubetrain.trainer.session import plan_for
+
+        spec = job.spec
+        try:
+            plan = _plan_or_exit(plan_for, job)
+            procs = (plan.world_size or 1) // spec.parallelism.nodes
+            top = topology(spec.parallelism.nodes, procs, spec.parallelism.master_port)
+        except LaunchError as e:
+            raise UserError(str(e)) from None
+        if top.world > 1:
+            argv = ["run", str(Path(args.file).resolve()), "--run-dir", str(run_dir),
+                    *(a for o in overrides for a in ("--set", o))]
+            if args.no_progress:
+                argv.append("--no-progress")
+            if args.debug:
+                argv.insert(0, "--debug")
+            code, reason = run_torchrun(top, argv)
+            return _finish(code, reason, print_reason=False)
+    rank = worker[0] if worker else 0
+    return _train_here(job, run_dir, base, args, rank)
+
+
+def _plan_or_exit(plan_for: object, job: object) -> object:
+    from kubetrain.data.errors import DataError
+
+    try:
+        return plan_for(job)  # type: ignore[operator]
+    except DataError as e:
+        raise UserError(str(e)) from None
+
+
+def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace,
+                rank: int) -> int:
+    from kubetrain.data.errors import DataError
+    from kubetrain.trainer.checkpoint import CheckpointError
+    from kubetrain.trainer.launch import report_exit
+    from kubetrain.trainer.loop import Diverged
+    from kubetrain.trainer.session import train
+    from kubetrain.trainer.signals import StopFlag
+
+    stop = StopFlag()
+    stop.install()
+    code, reason = ExitCode.CRASHED, ""
+    try:
+        code = train(job, run_dir, base=base, stop=stop,  # type: ignore[arg-type]
+                     console=not args.no_progress)
+    except DataError as e:
+        code, reason = ExitCode.INVALID, str(e)
+        if args.debug:
+            traceback.print_exc()
+    except Diverged as e:
+        code, reason = ExitCode.DIVERGED, str(e)
+        if args.debug:
+            traceback.print_exc()
+    except CheckpointError as e:
+        code, reason = ExitCode.CRASHED, str(e)
+        traceback.print_exc()
+    except Exception as e:
+        code, reason = ExitCode.CRASHED, f"{type(e).__name__}: {e}"
+        report_exit(rank, code, reason)
+        raise
+    finally:
+        from kubetrain.trainer.distributed import shutdown
+
+        shutdown()
+    report_exit(rank, code, reason)
+    return _finish(code, reason, print_reason=rank == 0)
+
+
+def _finish(code: int, reason: str, *, print_reason: bool = True) -> int:
+    if reason and code in (ExitCode.INVALID, ExitCode.DIVERGED, ExitCode.CRASHED):
+        label = {ExitCode.INVALID: "error", ExitCode.DIVERGED: "diverged"}.get(code, "crashed")
+        if print_reason or code != ExitCode.CRASHED:
+            print(f"kubetrain run: {label}: {reason}", file=sys.stderr)
+    log = os.environ.get(TERMINATION_LOG_ENV)
+    if log and code in (ExitCode.INVALID, ExitCode.DIVERGED) and reason:
+        Path(log).write_text(reason.splitlines()[0] + "\n")
+    return int(code)

@@ -1,0 +1,1 @@
+"""Data: sources, splits, tokenization and the global batch order."""

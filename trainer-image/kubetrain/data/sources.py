@@ -1,0 +1,193 @@
+"""Read a dataset source into memory: columnar tables, arrays, text, or generated data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kubetrain.api.data import ArrayData, Dataset, SyntheticData, TabularData, TextData
+from kubetrain.api.errors import suggest
+from kubetrain.data.errors import DataError
+from kubetrain.data.uri import local_path
+
+_TABULAR_EXT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+                ".json": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass
+class Table:
+    """Named columns (numpy arrays: float64 for numbers, object for strings)."""
+
+    columns: dict[str, np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+@dataclass
+class Arrays:
+    """Inputs and labels as arrays (images are N, C, H, W)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class Text:
+    """A text corpus."""
+
+    text: str
+    source: Path | None = None
+
+
+@dataclass
+class TokenStream:
+    """Already tokenized sequences (synthetic lm)."""
+
+    tokens: np.ndarray
+    vocab_size: int
+
+
+RawData = Table | Arrays | Text | TokenStream
+
+
+def load_source(dataset: Dataset, *, base: Path | None = None) -> RawData:
+    """The dataset's samples, before splitting and preprocessing."""
+    src = dataset.source
+    if isinstance(src, SyntheticData):
+        return synthetic(src)
+    if isinstance(src, TabularData):
+        return read_table(src, base=base)
+    if isinstance(src, TextData):
+        return read_text(src, base=base)
+    return read_arrays(src, base=base)
+
+
+def synthetic(s: SyntheticData) -> Arrays | TokenStream:
+    """Data with a known answer, the same for a given seed everywhere."""
+    rng = np.random.default_rng(s.seed)
+    if s.task == "lm":
+        # An order-1 Markov chain with a few likely successors per token: learnable structure.
+        logits = rng.standard_normal((s.vocab_size, s.vocab_size)) * 3.0
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        cdf = probs.cumsum(1)
+        # Chains advance in parallel (one vectorised draw per position), then are concatenated.
+        chains = np.empty((s.samples, s.seq_len), dtype=np.int64)
+        chains[:, 0] = rng.integers(0, s.vocab_size, s.samples)
+        for t in range(1, s.seq_len):
+            u = rng.random((s.samples, 1))
+            chains[:, t] = (cdf[chains[:, t - 1]] < u).sum(1).clip(max=s.vocab_size - 1)
+        tokens = np.append(chains.reshape(-1), chains[0, 0])
+        return TokenStream(tokens.astype(np.uint16 if s.vocab_size < 65536 else np.int64),
+                           s.vocab_size)
+    x = rng.standard_normal((s.samples, s.features)).astype(np.float32)
+    if s.task == "regression":
+        w = rng.standard_normal(s.features)
+        y = x @ w + s.noise * rng.standard_normal(s.samples)
+        return Arrays(x, y.astype(np.float32))
+    w = rng.standard_normal((s.features, s.classes))
+    logits = x @ w + s.noise * rng.standard_normal((s.samples, s.classes))
+    return Arrays(x, logits.argmax(1).astype(np.int64))
+
+
+def _files(path: Path, suffixes: set[str]) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise DataError(f"{path}: no {'/'.join(sorted(suffixes))} files in this directory")
+    return files
+
+
+def read_table(spec: TabularData, *, base: Path | None = None) -> Table:
+    """CSV, Parquet or JSON Lines through pyarrow's columnar readers."""
+    import pyarrow as pa
+
+    path = local_path(spec.path, base=base)
+    files = _files(path, set(_TABULAR_EXT))
+    fmt = spec.format
+    tables = []
+    for f in files:
+        kind = fmt if fmt != "auto" else _TABULAR_EXT.get(f.suffix.lower())
+        if kind is None:
+            raise DataError(f"{f}: cannot tell the format from the extension; set tabular.format")
+        try:
+            if kind == "csv":
+                from pyarrow import csv
+
+                tables.append(csv.read_csv(f))
+            elif kind == "parquet":
+                from pyarrow import parquet
+
+                tables.append(parquet.read_table(f))
+            else:
+                from pyarrow import json
+
+                tables.append(json.read_json(f))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{f}: cannot read as {kind}: {str(e).splitlines()[0]}") from None
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    wanted = [spec.columns.label, *(spec.columns.features or []), *spec.columns.categorical]
+    names = table.column_names
+    for col in wanted:
+        if col not in names:
+            hint = suggest(col, names)
+            more = f"; did you mean {hint!r}?" if hint else f" (columns: {', '.join(names[:20])})"
+            raise DataError(f"{spec.path}: no column {col!r}{more}")
+    keep = [spec.columns.label, *(spec.columns.features or [n for n in names
+                                                         if n != spec.columns.label])]
+    return Table({name: _to_numpy(table.column(name)) for name in dict.fromkeys(keep)})
+
+
+def _to_numpy(column: object) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # nulls → NaN
+    if pa.types.is_boolean(col.type):
+        return np.array([None if v is None else str(v).lower() for v in col.to_pylist()],
+                        dtype=object)
+    return np.array([None if v is None else str(v) for v in col.to_pylist()], dtype=object)
+
+
+def read_text(spec: TextData, *, base: Path | None = None) -> Text:
+    """One file, or every .txt file of a directory in name order."""
+    path = local_path(spec.path, base=base)
+    files = _files(path, {".txt"})
+    try:
+        text = "".join(f.read_text(encoding=spec.encoding) for f in files)
+    except (UnicodeDecodeError, LookupError) as e:
+        raise DataError(f"{spec.path}: cannot decode as {spec.encoding}: {e}") from None
+    return Text(text, path if path.is_file() else None)
+
+
+def read_arrays(spec: ArrayData, *, base: Path | None = None) -> Arrays:
+    """An .npz with inputs and labels, or an .npy of inputs plus one of labels."""
+    path = local_path(spec.path, base=base)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as z:
+                for key in (spec.inputs_key, spec.labels_key):
+                    if key not in z.files:
+                        hint = suggest(key, list(z.files))
+                        more = f"; did you mean {hint!r}?" if hint else f" (arrays: {z.files})"
+                        raise DataError(f"{spec.path}: no array {key!r}{more}")
+                x, y = z[spec.inputs_key], z[spec.labels_key]
+        else:
+            if spec.labels_path is None:
+                raise DataError(f"{spec.path}: an .npy of inputs needs arrays.labelsPath")
+            x = np.load(path)
+            y = np.load(local_path(spec.labels_path, base=base))
+    except (ValueError, OSError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{spec.path}: cannot read arrays: {e}") from None
+    if len(x) != len(y):
+        raise DataError(f"{spec.path}: {len(x)} inputs but {len(y)} labels")
+    return Arrays(x, y)

@@ -1,0 +1,1 @@
+"""Metrics: losses, evaluation metrics reducible across ranks, throughput and MFU."""

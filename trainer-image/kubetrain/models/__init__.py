@@ -1,0 +1,1 @@
+"""Models: the registry (linear, mlp, cnn, gpt), user factories, init and parameter counts."""

@@ -1,0 +1,136 @@
+"""Build the network a spec names: a registry architecture or an imported factory."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kubetrain.api.model import CNNArgs, GPTArgs, LinearArgs, MLPArgs, ModelSpec
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.data.errors import DataError
+from kubetrain.data.shapes import DataShapes
+from kubetrain.models.gpt import GPT
+from kubetrain.models.simple import CNN, linear, mlp
+
+
+class ModelError(DataError):
+    """The model cannot be built for this data (exit code 2)."""
+
+
+def build_model(m: ModelSpec, shapes: DataShapes) -> nn.Module:
+    """An initialised (not yet loaded or frozen) model for data of these shapes."""
+    if m.import_ is not None:
+        return _imported(m, shapes)
+    args = m.args_block
+    if isinstance(args, GPTArgs):
+        if shapes.task != "lm":
+            raise ModelError("model gpt needs token data (dataset type text, or synthetic lm)")
+        vocab = args.vocab_size or shapes.num_outputs
+        if vocab < shapes.num_outputs:
+            raise ModelError(f"model.gpt.vocabSize {vocab} is smaller than the tokenizer's"
+                             f" vocabulary ({shapes.num_outputs})")
+        if shapes.seq_len and shapes.seq_len > args.context:
+            raise ModelError(f"preprocessing.text.seqLen {shapes.seq_len} exceeds model.gpt.context"
+                             f" {args.context}")
+        return GPT(args, vocab, m.dropout)
+    if shapes.task == "lm":
+        raise ModelError(f"model {m.type} cannot train on token data; use model gpt")
+    if isinstance(args, LinearArgs):
+        return linear(args, shapes.input_shape, shapes.num_outputs)
+    if isinstance(args, MLPArgs):
+        return mlp(args, shapes.input_shape, shapes.num_outputs, m.dropout)
+    assert isinstance(args, CNNArgs)
+    try:
+        return CNN(args, shapes.input_shape, shapes.num_outputs, m.dropout)
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+
+
+def _imported(m: ModelSpec, shapes: DataShapes) -> nn.Module:
+    module_name, _, attr = (m.import_ or "").partition(":")
+    try:
+        factory: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            factory = getattr(factory, part)
+    except (ImportError, AttributeError) as e:
+        raise ModelError(f"model.import {m.import_}: {e}") from None
+    offered = {"input_shape": shapes.input_shape, "num_outputs": shapes.num_outputs,
+               "task": shapes.task, "dropout": m.dropout}
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in offered.items() if (takes_all or k in params) and k not in m.args}
+    model = factory(**m.args, **extra)
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model.import {m.import_} returned {type(model).__name__}, not a Module")
+    return model
+
+
+def set_activation_checkpointing(model: nn.Module, enabled: bool) -> None:
+    if hasattr(model, "activation_checkpointing"):
+        model.activation_checkpointing = enabled
+
+
+def load_initial_weights(model: nn.Module, m: ModelSpec, base: Path | None = None) -> None:
+    """initFrom: load weights (a run dir, checkpoint dir or file) and freeze matching params."""
+    init = m.init_from
+    if init is None:
+        return
+    path = Path(init.path)
+    if not path.is_absolute() and not path.exists() and base is not None:
+        path = base / path
+    for candidate in (path / "model" / "model.pt", path / "model.pt", path):
+        if candidate.is_file():
+            break
+    else:
+        raise ModelError(f"model.initFrom.path {init.path}: no model.pt found there")
+    state = torch.load(candidate, map_location="cpu", weights_only=True)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=init.strict)
+    except RuntimeError as e:
+        raise ModelError(f"model.initFrom {candidate}: {str(e).splitlines()[0]}") from None
+    frozen = 0
+    for name, p in model.named_parameters():
+        if any(fnmatch.fnmatchcase(name, pat) for pat in init.freeze):
+            p.requires_grad_(False)
+            frozen += 1
+    if init.freeze and not frozen:
+        raise ModelError(f"model.initFrom.freeze {init.freeze} matches no parameter")
+
+
+def count_parameters(spec: TrainingJobSpec, data_shapes: DataShapes | None = None) -> int | None:
+    """Parameters of the spec's model, built on the meta device (no memory, milliseconds).
+
+    None when the count depends on data that is not known without reading it.
+    """
+    m = spec.model
+    if data_shapes is None:
+        gpt = m.gpt or GPTArgs()
+        if m.type == "gpt" and gpt.vocab_size:
+            data_shapes = DataShapes("lm", (gpt.context,), gpt.vocab_size, gpt.context)
+        elif spec.dataset.type == "synthetic":
+            s = spec.dataset.source
+            task = s.task  # type: ignore[union-attr]
+            data_shapes = (DataShapes("lm", (s.seq_len,), s.vocab_size, s.seq_len)  # type: ignore[union-attr]
+                           if task == "lm" else DataShapes(
+                               task, (s.features,),  # type: ignore[union-attr]
+                               s.classes if task == "classification" else 1))  # type: ignore[union-attr]
+        else:
+            return None
+    try:
+        with torch.device("meta"):
+            model = build_model(m, data_shapes)
+    except (ModelError, TypeError):
+        return None
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():  # tied weights count once
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total

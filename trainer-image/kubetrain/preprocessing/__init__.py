@@ -1,0 +1,1 @@
+"""Preprocessing fitted on the training split only; its state is saved with the model."""

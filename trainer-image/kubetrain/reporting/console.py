@@ -1,0 +1,85 @@
+"""What a person sees: a live progress bar on a terminal (plain lines otherwise) and a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kubetrain.api.status import Progress
+
+PLAIN_SECONDS = 5.0
+"""Plain-text progress lines (logs, pods) at most this often."""
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+class ConsoleSink:
+    def __init__(self, title: str, total: int, stream: object = None):
+        self.console = Console(file=stream or sys.stdout)  # type: ignore[arg-type]
+        self.live = self.console.is_terminal
+        self.title = title
+        self.started = time.monotonic()
+        self._next_line = 0.0
+        if self.live:
+            self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(),
+                           MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                           TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                           console=self.console, refresh_per_second=4)
+            self.task = self.bar.add_task(title, total=total, info="")
+            self.bar.start()
+
+    def _info(self, p: Progress) -> str:
+        parts = [f"loss {_fmt(p.loss)}"]
+        if p.val_loss is not None:
+            parts.append(f"val {_fmt(p.val_loss)}")
+        if p.samples_per_second:
+            parts.append(f"{p.samples_per_second:,.0f} samples/s")
+        if p.tokens_per_second:
+            parts.append(f"{p.tokens_per_second:,.0f} tok/s")
+        return " · ".join(parts)
+
+    def publish(self, progress: Progress, final: bool) -> None:
+        if self.live:
+            self.bar.update(self.task, completed=progress.step, info=self._info(progress))
+        elif final or time.monotonic() >= self._next_line:
+            self._next_line = time.monotonic() + PLAIN_SECONDS
+            total = progress.total_steps or "?"
+            self.console.print(f"step {progress.step}/{total} · {self._info(progress)}",
+                               highlight=False)
+        if final:
+            self._summary(progress)
+
+    def beat(self, progress: Progress) -> None:
+        if self.live:
+            self.bar.update(self.task, completed=progress.step)
+
+    def _summary(self, p: Progress) -> None:
+        if self.live:
+            self.bar.stop()
+            self.live = False
+        table = Table(title=f"{self.title}: summary", show_header=False)
+        rows = [("steps", f"{p.step}/{p.total_steps}"), ("epochs", _fmt(p.epoch, ".2f")),
+                ("train loss", _fmt(p.loss)), ("val loss", _fmt(p.val_loss))]
+        rows += [(k, _fmt(v)) for k, v in sorted(p.metrics.items())]
+        rows += [("samples/s (steady)", _fmt(p.samples_per_second, ",.1f")),
+                 ("tokens/s (steady)", _fmt(p.tokens_per_second, ",.0f")),
+                 ("step time ms", _fmt(p.step_time_ms, ".2f")),
+                 ("warm-up s", _fmt(p.warmup_seconds, ".2f")),
+                 ("wall time s", f"{time.monotonic() - self.started:.1f}")]
+        if p.last_checkpoint:
+            rows.append(("last checkpoint", p.last_checkpoint.path))
+        for k, v in rows:
+            if v != "-":
+                table.add_row(k, v)
+        self.console.print(table)
+
+    def close(self) -> None:
+        if self.live:
+            self.bar.stop()

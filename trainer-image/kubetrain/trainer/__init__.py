@@ -1,0 +1,1 @@
+"""The training runtime: distributed setup, the loop, checkpoints, the run directory."""

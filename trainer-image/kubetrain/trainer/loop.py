@@ -1,0 +1,250 @@
+"""The training loop: steps, logging without per-step host syncs, eval, early stopping.
+
+The loop does no file I/O: it reports through the Reporter and saves through `save_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.data.order import BatchOrder
+from kubetrain.data.splitdata import Split
+from kubetrain.metrics.evaluation import EvalSums
+from kubetrain.metrics.losses import LossFn
+from kubetrain.metrics.throughput import Throughput
+from kubetrain.optim.schedule import Schedule
+from kubetrain.preprocessing.image import augment_batch
+from kubetrain.reporting.reporter import Reporter
+from kubetrain.trainer.distributed import DistContext, all_reduce
+from kubetrain.trainer.step import accumulate_gradients, autocast_for, optimizer_step
+
+WARMUP_STEPS = 3
+"""Steps (first batches, torch.compile) timed apart from the steady state."""
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite (exit code 3)."""
+
+
+@dataclass
+class LoopState:
+    """What the loop itself must carry across a resume."""
+
+    step: int = 0
+    best: float | None = None
+    bad_evals: int = 0
+    best_saved: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    reason: str  # finished | interrupted | early_stopped
+    step: int
+    val_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Parts:
+    """Everything the loop trains with (built by the session)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    loss_fn: LossFn
+    train: Split
+    val: Split
+    order: BatchOrder
+    task: str
+    num_classes: int
+    target_scale: float
+    scaler: torch.amp.GradScaler | None = None
+    augment: Any = None
+    flops_per_token: float | None = None
+    peak_flops: float | None = None
+
+
+class Trainer:
+    def __init__(self, spec: TrainingJobSpec, parts: Parts, ctx: DistContext, *,
+                 total_steps: int, micro_batch: int, reporter: Reporter,
+                 save_checkpoint: Callable[[LoopState, str], None] = lambda s, kind: None,
+                 stop_requested: Callable[[], bool] = lambda: False):
+        self.spec, self.p, self.ctx = spec, parts, ctx
+        self.total, self.micro = total_steps, micro_batch
+        self.reporter, self.save_checkpoint, self.stop_requested = (
+            reporter, save_checkpoint, stop_requested)
+        self.state = LoopState()
+        self.autocast = autocast_for(ctx.device, spec.training.precision)
+        tokens = parts.train.seq_len if hasattr(parts.train, "seq_len") else None
+        self.tokens_per_sample: int | None = tokens
+        self.eval_metrics = list(spec.training.eval.metrics)
+
+    # -- one step -------------------------------------------------------------------------
+    def _micro_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        order, ctx = self.p.order, self.ctx
+        epoch = order.epoch_of(step)
+        out = []
+        for k, idx in enumerate(order.rank_micro_batches(step, ctx.rank, ctx.world, self.micro)):
+            x, y = self.p.train.batch(idx, epoch)
+            x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+            if self.p.augment is not None:
+                # Seeded by position, not by a running RNG: resume and world size keep it.
+                g = torch.Generator().manual_seed(
+                    hash((self.spec.training.seed, step, ctx.rank, k)) & 0x7FFF_FFFF)
+                x = augment_batch(x, self.p.augment, g)
+            out.append((x, y))
+        return out
+
+    def train_step(self, step: int, want_norm: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        p = self.p
+        p.schedule.apply(p.optimizer, step)
+        t0 = time.perf_counter()
+        batches = self._micro_batches(step)
+        self.meter.data_seconds += time.perf_counter() - t0
+        count = self.p.order.global_batch * (self.tokens_per_sample or 1)
+        loss = accumulate_gradients(p.model, p.optimizer, batches, p.loss_fn,
+                                    count / self.ctx.world, autocast=self.autocast,
+                                    scaler=p.scaler)
+        norm = optimizer_step(p.model, p.optimizer, clip=self.spec.training.grad_clip_norm,
+                              want_norm=want_norm, scaler=p.scaler)
+        return loss, norm
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self) -> Outcome:
+        """Train from self.state.step to the end, an interruption or early stopping."""
+        t = self.spec.training
+        log_every, eval_every = t.logging.every_steps, t.eval.every_steps
+        ckpt_every = self.spec.checkpoint.every_steps
+        step = self.state.step
+        self.meter = Throughput(start_step=step,
+                                warmup_steps=min(WARMUP_STEPS, max(self.total - step - 1, 0)),
+                                global_batch=self.p.order.global_batch,
+                                tokens_per_sample=self.tokens_per_sample, device=self.ctx.device)
+        loss_acc = torch.zeros((), device=self.ctx.device)
+        steps_acc = 0
+        outcome = Outcome("finished", step)
+        while step < self.total:
+            if self._should_stop():
+                self.save_checkpoint(self.state, "interrupt")
+                return Outcome("interrupted", step)
+            log_now = (step + 1) % log_every == 0 or step + 1 == self.total
+            loss, norm = self.train_step(step, want_norm=log_now)
+            loss_acc += loss  # stays on the device: no host sync between logging steps
+            steps_acc += 1
+            step += 1
+            self.state.step = step
+            self.reporter.beat(step)
+            self.meter.step_done(step)
+            if log_now:
+                self._log(step, loss_acc / steps_acc, norm)
+                loss_acc.zero_()
+                steps_acc = 0
+            if eval_every and (step % eval_every == 0 or step == self.total) or (
+                    step == self.total and len(self.p.val)):
+                outcome = self._evaluate(step)
+                if outcome.reason == "early_stopped":
+                    break
+            if ckpt_every and step % ckpt_every == 0 and step < self.total:
+                self.save_checkpoint(self.state, "periodic")
+        self.save_checkpoint(self.state, "final")
+        return outcome
+
+    def _should_stop(self) -> bool:
+        flag = self.stop_requested()
+        if not self.ctx.distributed:
+            return flag
+        # Every rank must stop at the same step boundary, so they agree through a collective.
+        t = torch.tensor([1.0 if flag else 0.0], device=self.ctx.device)
+        return bool(all_reduce(t, self.ctx, "max").item())
+
+    def _log(self, step: int, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
+        mean = all_reduce(loss.detach().clone(), self.ctx, "avg").item()
+        if not math.isfinite(mean):
+            raise Diverged(f"the training loss became {mean} at step {step}"
+                           " (lower optimizer.lr or set training.gradClipNorm)")
+        rates = self.meter.read(step)
+        metrics = {"lr": self.p.optimizer.param_groups[0]["lr"]}
+        if norm is not None:
+            metrics["gradNorm"] = float(norm)
+        if rates["data_wait"] is not None:
+            metrics["dataWaitFraction"] = round(rates["data_wait"], 4)
+        if self.ctx.device.type == "cuda":
+            metrics["peakMemoryGiB"] = torch.cuda.max_memory_allocated(self.ctx.device) / 2**30
+            tps = rates["tokens_per_second"]
+            if tps and self.p.flops_per_token and self.p.peak_flops:
+                metrics["mfu"] = tps * self.p.flops_per_token / (self.p.peak_flops * self.ctx.world)
+        self.reporter.log(step, mean, metrics,
+                          samples_per_second=rates["samples_per_second"],
+                          tokens_per_second=rates["tokens_per_second"],
+                          step_time_ms=rates["step_time_ms"],
+                          warmup_seconds=rates["warmup_seconds"])
+
+    # -- evaluation -----------------------------------------------------------------------
+    def _evaluate(self, step: int) -> Outcome:
+        val_loss, metrics = self.evaluate(self.p.val, self.spec.training.eval.max_batches)
+        if not math.isfinite(val_loss):
+            raise Diverged(f"the validation loss became {val_loss} at step {step}")
+        self.reporter.evaluated(step, val_loss, metrics)
+        self.p.schedule.on_eval(val_loss)
+        values = {"valLoss": val_loss, **metrics}
+        best = self.spec.checkpoint.save_best
+        if best is not None and best.metric in values:
+            v = values[best.metric]
+            prev = self.state.best_saved
+            if prev is None or (v < prev if best.mode == "min" else v > prev):
+                self.state.best_saved = v
+                self.save_checkpoint(self.state, "best")
+        es = self.spec.training.early_stopping
+        if es is not None and es.metric in values:
+            v = values[es.metric]
+            b = self.state.best
+            better = b is None or (v < b - es.min_delta if es.mode == "min"
+                                   else v > b + es.min_delta)
+            if better:
+                self.state.best, self.state.bad_evals = v, 0
+            else:
+                self.state.bad_evals += 1
+                if self.state.bad_evals >= es.patience:
+                    return Outcome("early_stopped", step, val_loss, metrics)
+        return Outcome("finished", step, val_loss, metrics)
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, max_batches: int | None = None) -> tuple[float, dict[str, float]]:
+        """Mean loss and metrics over a split, sharded over ranks and reduced."""
+        model, ctx = self.p.model, self.ctx
+        sums = EvalSums(self.p.task, self.p.num_classes, self.p.target_scale, ctx.device)
+        n = len(split)
+        if n == 0:
+            return float("nan"), {}
+        size = self.micro
+        batches = -(-n // size)
+        if max_batches:
+            batches = min(batches, max_batches)
+        per_rank = -(-batches // ctx.world)  # equal counts: FSDP forwards are collective
+        was_training = model.training
+        model.eval()
+        for j in range(per_rank):
+            b = j * ctx.world + ctx.rank
+            real = b < batches
+            idx = np.arange(b * size, min((b + 1) * size, n)) if real else np.arange(min(size, n))
+            x, y = split.batch(idx)
+            x, y = x.to(ctx.device), y.to(ctx.device)
+            with self.autocast():
+                out = model(x)
+            if real:
+                sums.update(self.p.loss_fn(out, y), out.float(), y)
+            self.reporter.beat(self.state.step)
+        model.train(was_training)
+        all_reduce(sums.sums, ctx, "sum")
+        return sums.compute(self.eval_metrics)

@@ -1,0 +1,70 @@
+"""One optimizer step over micro-batches, with the loss normalised over the global batch."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from kubetrain.metrics.losses import LossFn
+from kubetrain.optim.build import l1_penalty
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A factory of the autocast context for this precision (a null context for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def accumulate_gradients(model: nn.Module, optimizer: torch.optim.Optimizer,
+                         micro_batches: Sequence[Batch], loss_fn: LossFn, normaliser: float, *,
+                         autocast: Callable[[], contextlib.AbstractContextManager[None]] =
+                         contextlib.nullcontext,
+                         scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """Backward over every micro-batch; returns the step's loss as a device tensor (no sync).
+
+    Each micro-batch's summed loss is divided by `normaliser` (the global batch's sample or token
+    count divided by the world size, since DDP averages gradients over ranks), so the gradient is
+    that of the mean over the whole global batch, however it is split.
+    """
+    no_sync = getattr(model, "no_sync", None)
+    total = torch.zeros((), device=micro_batches[0][0].device)
+    last = len(micro_batches) - 1
+    for k, (x, y) in enumerate(micro_batches):
+        # DDP: all-reduce gradients only after the last micro-batch.
+        sync = no_sync() if (no_sync is not None and k < last) else contextlib.nullcontext()
+        with sync:
+            with autocast():
+                loss = loss_fn(model(x), y) / normaliser
+                if k == last:
+                    penalty = l1_penalty(optimizer)
+                    if penalty is not None:
+                        loss = loss + penalty
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += loss.detach()
+    return total
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, *,
+                   clip: float | None, want_norm: bool,
+                   scaler: torch.amp.GradScaler | None = None) -> torch.Tensor | None:
+    """Clip, step, zero. Returns the gradient norm (a device tensor) when clipping or asked."""
+    norm = None
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip is not None or want_norm:
+        params = [p for p in model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
