@@ -4,6 +4,7 @@ operator/manifests/ holds the ValidatingAdmissionPolicy and its binding that lim
 pods to `status.progress` of their own job. The chart ships the same objects, with names
 prefixed by the release (cluster-scoped objects of two releases must not collide) and the
 chart's labels; tests/unit/chart/test_admission.py checks they are otherwise identical.
+Names become `<fullname>-<name without "kubetrain-">`: unchanged for a release named kubetrain.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ def operator_manifests(root: Path) -> list[dict]:  # type: ignore[type-arg]
     return docs
 
 
+def _renamed(name: str) -> str:
+    return _PREFIX + name.removeprefix("kubetrain-")
+
+
 def _templated(doc: dict) -> dict:  # type: ignore[type-arg]
     meta = dict(doc["metadata"])
-    meta["name"] = _PREFIX + meta["name"]
+    meta["name"] = _renamed(meta["name"])
     meta["labels"] = _LABELS
     out = {**doc, "metadata": meta}
     if doc["kind"] == "ValidatingAdmissionPolicyBinding":
-        out["spec"] = {**doc["spec"], "policyName": _PREFIX + doc["spec"]["policyName"]}
+        out["spec"] = {**doc["spec"], "policyName": _renamed(doc["spec"]["policyName"])}
     return out
 
 
@@ -42,7 +47,7 @@ def render_admission_template(root: Path) -> str:
         "{{- if .Values.admissionPolicy.enabled }}\n"
     )
     body = yaml.safe_dump_all([_templated(d) for d in docs], sort_keys=False, width=1000)
-    body = body.replace(_PREFIX, "{{ .Release.Name }}-").replace(
+    body = body.replace(_PREFIX, '{{ include "kubetrain.fullname" . }}-').replace(
         f"labels: {_LABELS}", 'labels:\n    {{- include "kubetrain.labels" . | nindent 4 }}'
     )
     return head + body + "{{- end }}\n"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Series the operator exports (operator/kubetrain_operator metrics); the dashboard test checks
-# that each name appears on a live operator's /metrics.
+# Series the operator exports (operator/kubetrain_operator/metrics.py): jobs by phase, and per
+# job (labels namespace, name) the latest loss and throughput from status.progress.
+# tests/unit/chart/test_dashboard.py checks the operator registers each name.
 JOBS_BY_PHASE = "kubetrain_jobs"
 JOB_LOSS = "kubetrain_job_loss"
 JOB_SAMPLES_PER_SECOND = "kubetrain_job_samples_per_second"
@@ -38,7 +39,7 @@ def render_dashboard() -> dict[str, Any]:
         _panel(
             1,
             "TrainingJobs by phase",
-            f"sum by (phase) ({JOBS_BY_PHASE}{{{ns}}})",
+            f"sum by (phase) ({JOBS_BY_PHASE})",
             "{{phase}}",
             {"x": 0, "y": 0, "w": 24, "h": 6},
             kind="bargauge",
@@ -79,7 +80,7 @@ def render_dashboard() -> dict[str, Any]:
                     "name": "namespace",
                     "type": "query",
                     "datasource": _DATASOURCE,
-                    "query": f"label_values({JOBS_BY_PHASE}, namespace)",
+                    "query": f"label_values({JOB_LOSS}, namespace)",
                     "includeAll": True,
                     "multi": True,
                     "current": {"text": "All", "value": "$__all"},

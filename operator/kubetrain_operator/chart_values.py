@@ -35,7 +35,8 @@ class Image(Values):
 
 class ServiceAccount(Values):
     name: str = ""
-    """Name of the operator's ServiceAccount; empty means the release's full name."""
+    """Name of the operator's ServiceAccount; empty means `<release>-operator`. It must not
+    end in `-trainer`: the admission policy judges such accounts as trainer pods."""
     annotations: dict[str, str] = {}
     """For example a cloud IAM role binding."""
 
@@ -99,7 +100,11 @@ class ChartValues(Values):
     dashboard: Dashboard = Dashboard()
     admission_policy: AdmissionPolicy = AdmissionPolicy()
     resources: Resources = Resources()
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    workers: int = Field(4, ge=1)
+    """Jobs reconciled at once (`--workers`)."""
+    log_format: Literal["json", "plain"] = "json"
+    verbose: bool = False
+    """Debug logging (`--verbose`)."""
     extra_args: list[str] = []
     """More arguments for `python -m kubetrain_operator`."""
     extra_env: list[K8sObject] = []

@@ -21,8 +21,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The operator's Deployment, ServiceAccount and RBAC objects. */}}
+{{- define "kubetrain.operatorName" -}}
+{{- printf "%s-operator" (include "kubetrain.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "kubetrain.serviceAccountName" -}}
-{{- .Values.serviceAccount.name | default (include "kubetrain.fullname" .) -}}
+{{- $name := .Values.serviceAccount.name | default (include "kubetrain.operatorName" .) -}}
+{{- if hasSuffix "-trainer" $name -}}
+{{- fail "serviceAccount.name must not end in -trainer (the admission policy would treat the operator as a trainer pod)" -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
 {{- define "kubetrain.image" -}}
@@ -30,39 +39,47 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
-The operator's own rules (its reconcile loop, operator/kubetrain_operator/kube.py), the same
-whether they are granted by a ClusterRole or by a Role per watched namespace.
-tests/unit/chart/test_rbac.py holds the expected table: change both together.
+The operator's own rules: exactly the API calls of operator/kubetrain_operator/kube.py and its
+kopf watches, the same whether granted by a ClusterRole or by a Role per watched namespace.
+operator/manifests/operator-rbac.yaml states the same table; tests/unit/chart/rbac_table.py
+checks the chart against both.
 */}}
 {{- define "kubetrain.rules.application" -}}
-# Watch TrainingJobs and patch their metadata (kopf's handled-state annotations).
+# Jobs: kopf lists and watches them (event handlers only: no finalizer, nothing written on
+# the object, so no patch); the reconciler reads one before each pass (get) and deletes it
+# after ttlSecondsAfterFinished (delete).
 - apiGroups: ["kubetrain.io"]
   resources: ["trainingjobs"]
-  verbs: ["get", "list", "watch", "patch"]
-# Write phase, conditions and replica counts. The operator must also hold what it grants
-# each trainer's Role (get/patch on trainingjobs/status): RBAC forbids granting more than one has.
+  verbs: ["get", "list", "watch", "delete"]
+# Phase, conditions and replica counts (merge patch). get+patch is also what each trainer's
+# Role grants, and RBAC lets the operator create that Role only if it holds both itself.
 - apiGroups: ["kubetrain.io"]
   resources: ["trainingjobs/status"]
   verbs: ["get", "patch"]
-# Worker pods: created and updated by server-side apply (patch; create for the first apply),
-# observed through a watch, deleted on a group restart, suspend or failure.
+# Children carry ownerReferences with blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin allows only to who may update this.
+- apiGroups: ["kubetrain.io"]
+  resources: ["trainingjobs/finalizers"]
+  verbs: ["update"]
+# Worker pods: kopf watches them by label; the reconciler lists them by label, creates and
+# updates them by server-side apply (create + patch) and deletes them by UID on a group
+# restart, suspend or failure. Never read one by one (no get).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-# Per-job children: the headless Service (worker DNS names), the resolved-spec ConfigMap,
-# and the trainer's ServiceAccount (its token may patch only its own job's progress).
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Per-job children, only ever server-side applied (create + patch), never read back or
+# deleted (garbage collection follows the owner reference): the headless Service (worker
+# DNS names), the resolved-spec ConfigMap and the trainer's ServiceAccount.
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-# The trainer's Role and RoleBinding (resourceNames = its own job, status subresource only).
+  verbs: ["create", "patch"]
+# The trainer's Role and RoleBinding (its own job's status subresource, resourceNames),
+# server-side applied like the other children.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["create", "get", "list", "watch", "patch", "delete"]
-{{- end -}}
-
-{{/* kopf's own namespaced needs. */}}
-{{- define "kubetrain.rules.kopfNamespaced" -}}
-# kopf: Kubernetes Events on the jobs it handles (phase transitions, handler errors).
+  verbs: ["create", "patch"]
+# Events on jobs (phase transitions, restarts, failures), posted by the reconciler; kopf's
+# own event posting is switched off (settings.posting.enabled = False).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -1,0 +1,26 @@
+"""The permissions the chart grants the operator: the one table tests compare against.
+
+(apiGroup, resource) → verbs. Change it together with charts/kubetrain/templates/_helpers.tpl
+and operator/kubetrain_operator/kube.py.
+"""
+
+from __future__ import annotations
+
+# Granted in every watched namespace (or cluster-wide by a ClusterRole).
+NAMESPACED: dict[tuple[str, str], frozenset[str]] = {
+    ("kubetrain.io", "trainingjobs"): frozenset({"get", "list", "watch", "delete"}),
+    ("kubetrain.io", "trainingjobs/status"): frozenset({"get", "patch"}),
+    ("kubetrain.io", "trainingjobs/finalizers"): frozenset({"update"}),
+    ("", "pods"): frozenset({"list", "watch", "create", "patch", "delete"}),
+    ("", "services"): frozenset({"create", "patch"}),
+    ("", "configmaps"): frozenset({"create", "patch"}),
+    ("", "serviceaccounts"): frozenset({"create", "patch"}),
+    ("rbac.authorization.k8s.io", "roles"): frozenset({"create", "patch"}),
+    ("rbac.authorization.k8s.io", "rolebindings"): frozenset({"create", "patch"}),
+    ("", "events"): frozenset({"create"}),
+}
+
+# Always cluster-scoped: kopf's CRD observer (framework, not the operator's logic).
+CLUSTER: dict[tuple[str, str], frozenset[str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
+}
