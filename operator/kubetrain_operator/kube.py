@@ -64,16 +64,17 @@ class Kube:
         content_type: str = "application/json",
     ) -> Obj:
         self.requests += 1
-        response = self.api.call_api(
-            path, method,
+        method, url, headers, body, post = self.api.param_serialize(
+            method, path,
             query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=30,
         )  # fmt: skip
-        data = response.data
+        response = self.api.call_api(method, url, headers, body, post, _request_timeout=30)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response)
         return json.loads(data) if data else {}
 
     # -- TrainingJobs ---------------------------------------------------------------
