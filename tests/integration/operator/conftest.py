@@ -53,8 +53,9 @@ def kubetrain_installed(
         kubectl(control_plane, "apply", "--server-side", "-f", str(CRD))
     except AssertionError as e:
         # Until crds/ passes the API server's own checks (reported to the API's owner), the
-        # operator is tested against a copy without the defaults it rejects.
-        warnings.warn(f"crds/ rejected by the API server; using a sanitized copy: {e}", stacklevel=1)
+        # operator is tested against a copy without what it rejects (see sanitized_crd).
+        warnings.warn(f"crds/ rejected by the API server; using a sanitized copy: {e}",
+                      stacklevel=1)
         fixed = tmp_path_factory.mktemp("crd") / "crd.yaml"
         fixed.write_text(yaml.safe_dump(sanitized_crd(yaml.safe_load(CRD.read_text()))))
         kubectl(control_plane, "apply", "--server-side", "-f", str(fixed))
