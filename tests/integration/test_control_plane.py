@@ -114,6 +114,8 @@ def test_deleting_a_pod_terminates_its_process(
         lambda: "pid" in (text := control_plane.pod_log(namespace, "sleeper")) and text, 30
     )
     pid = int(log.split()[1])
+    # Pod processes are tagged like the control plane's, so the session-end check sees them.
+    assert pid in [p for p, _ in control_plane.survivors()]
 
     core_v1.delete_namespaced_pod("sleeper", namespace)
 
@@ -476,3 +478,57 @@ def test_kubectl_and_helm_work_against_it(
     cm = core_v1.read_namespaced_config_map("demo-cm", namespace)
     assert cm.data["kube"].startswith("v1.33.")
     assert "demo" in _tool(control_plane, "helm", "list", "-n", namespace, "-q")
+
+
+def test_torchrun_rendezvous_by_pod_names(
+    control_plane: ControlPlane, core_v1: client.CoreV1Api, namespace: str
+):
+    port = free_port()
+    script = textwrap.dedent("""
+        import torch, torch.distributed as dist
+        dist.init_process_group("gloo")
+        total = torch.tensor([dist.get_rank() + 1.0])
+        dist.all_reduce(total)
+        print("rank", dist.get_rank(), "of", dist.get_world_size(), "sum", total.item())
+    """)
+    core_v1.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "script"}, "data": {"train.py": script}}
+    )
+    core_v1.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "trainers"},
+            "spec": {"clusterIP": "None", "selector": {"app": "trainers"}},
+        },
+    )
+    for rank in (0, 1):
+        argv = [
+            "python",
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=2",
+            "--nproc-per-node=1",
+            f"--node-rank={rank}",
+            "--master-addr=trainer-0.trainers",
+            f"--master-port={port}",
+            "/opt/script/train.py",
+        ]
+        pod = python_pod(
+            f"trainer-{rank}",
+            "",
+            container={
+                "command": argv,
+                "volumeMounts": [{"name": "script", "mountPath": "/opt/script"}],
+            },
+            hostname=f"trainer-{rank}",
+            subdomain="trainers",
+            volumes=[{"name": "script", "configMap": {"name": "script"}}],
+        )
+        pod["metadata"]["labels"] = {"app": "trainers"}
+        core_v1.create_namespaced_pod(namespace, pod)
+
+    for rank in (0, 1):
+        pod = finished(core_v1, namespace, f"trainer-{rank}", timeout=90)
+        log = control_plane.pod_log(namespace, f"trainer-{rank}")
+        assert pod.status.phase == "Succeeded", log
+        assert f"rank {rank} of 2 sum 3.0" in log

@@ -80,5 +80,21 @@ def main(spec_path: str) -> None:
         sys.exit(127)
 
 
+def _fail(spec_path: str, exc: BaseException) -> None:
+    """Report a setup failure in the termination message, like a runtime's StartError."""
+    print(f"testenv: cannot start the container: {exc}", file=sys.stderr)
+    try:
+        with open(spec_path) as f:
+            path = json.load(f)["termination_log"]
+        with open(path, "w") as f:
+            f.write(f"cannot start the container: {exc}")
+    except (OSError, ValueError, KeyError):
+        pass
+    sys.exit(128)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    except OSError as exc:
+        _fail(sys.argv[1], exc)

@@ -182,6 +182,20 @@ class Agent:
                     f"node agent: bind {meta['namespace']}/{meta['name']}: {exc}", file=sys.stderr
                 )
 
+    def _delete_now(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.rest.request(
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
+            )
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                print(
+                    f"node agent: delete {meta['namespace']}/{meta['name']}: {exc}", file=sys.stderr
+                )
+
     def handle(self, kind: str, pod: dict[str, Any]) -> None:
         """React to one pod event (ADDED, MODIFIED, DELETED)."""
         meta, spec = pod["metadata"], pod.get("spec", {})
@@ -204,8 +218,10 @@ class Agent:
         if worker is not None:
             worker.update(pod)
             return
-        finished = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-        if finished and not meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):  # deleted before it ran here: nothing to stop
+            self._delete_now(pod)
+            return
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return  # ran under an earlier agent; never run a pod twice
         worker = PodWorker(pod, self.rest, self.node, self.hosts)
         self.workers[uid] = worker
