@@ -65,7 +65,8 @@ def test_cluster_rules_are_in_the_schema() -> None:
     optimizer = spec["properties"]["optimizer"]
     assert optimizer["description"].startswith("The optimizer")
     assert "Peak learning rate" in optimizer["properties"]["lr"]["description"]
-    assert spec["properties"]["parallelism"]["default"] == {}
+    # The whole default object, so CEL rules hold for it as the API server checks it.
+    assert spec["properties"]["parallelism"]["default"]["procsPerNode"] == "auto"
 
 
 def test_status_keeps_typed_progress() -> None:
@@ -88,6 +89,11 @@ def test_api_imports_without_torch() -> None:
 
 def test_crd_yaml_round_trips() -> None:
     assert yaml.safe_load(render_crd_yaml()) == build_crd()
+
+
+def test_strings_a_yaml_1_1_reader_takes_for_booleans_are_quoted() -> None:
+    # The API server reads YAML 1.1, where a bare y is true (arrays.labelsKey defaults to "y").
+    assert "default: 'y'" in render_crd_yaml()
 
 
 def test_spec_reference_matches_the_models() -> None:

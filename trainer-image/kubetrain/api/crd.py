@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
 
 from kubetrain.api.job import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, TrainingJob
 from kubetrain.api.structural import to_structural
@@ -51,9 +53,25 @@ def _tidy_descriptions(node: Any) -> None:
             _tidy_descriptions(value)
 
 
+class _FactoryDefaults(GenerateJsonSchema):
+    """Also write defaults made by a default_factory (lists, maps), so that the API server fills
+    in the same values as the local loader."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            schema = {**schema, "default": factory()}  # type: ignore[typeddict-unknown-key]
+            del schema["default_factory"]
+        return super().default_schema(schema)
+
+
 def openapi_schema() -> dict[str, Any]:
     """The structural schema of the whole resource."""
-    converted = to_structural(TrainingJob.model_json_schema(by_alias=True, mode="validation"))
+    converted = to_structural(
+        TrainingJob.model_json_schema(
+            by_alias=True, mode="validation", schema_generator=_FactoryDefaults
+        )
+    )
     _tidy_descriptions(converted)
     spec = converted["properties"]["spec"]
     # The trainer image is optional for `kubetrain run` but required in a cluster.
@@ -107,7 +125,13 @@ class _Dumper(yaml.SafeDumper):
     """Block-style YAML with multi-line strings kept readable."""
 
 
+# Plain scalars that a YAML 1.1 reader (the API server's) would take for booleans.
+_YAML11_BOOLS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if value.lower() in _YAML11_BOOLS:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, TaggedUnion, cel_rules, enforce
+from kubetrain.api.base import KubeModel, Rule, TaggedUnion, cel_rules, defaulted, enforce
 
 
 class SyntheticData(KubeModel):
@@ -127,8 +127,8 @@ class Dataset(KubeModel):
     tabular: TabularData | None = None
     text: TextData | None = None
     arrays: ArrayData | None = None
-    split: Split = Field(default_factory=Split)
-    loader: Loader = Field(default_factory=Loader)
+    split: Split = defaulted(Split)
+    loader: Loader = defaulted(Loader)
 
     @model_validator(mode="after")
     def _rules(self) -> Dataset:

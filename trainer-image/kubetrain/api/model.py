@@ -69,7 +69,7 @@ _type_or_import = Rule(
     "type",
 )
 _args_need_import = Rule(
-    "!has(self.args) || size(self.args) == 0 || has(self.__import__)",
+    "!has(self.args) || has(self.__import__)",
     "args are passed to an import factory only; registry models take their own block",
     "args",
 )
@@ -93,7 +93,7 @@ class ModelSpec(KubeModel):
         None, alias="import", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", max_length=512
     )
     """A factory 'package.module:function' called with args (and the dataset's shapes)."""
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] | None = None
     """Keyword arguments for the import factory."""
     linear: LinearArgs | None = None
     mlp: MLPArgs | None = None
@@ -112,7 +112,7 @@ class ModelSpec(KubeModel):
         enforce(
             [
                 (_type_or_import, (self.type is None) != (self.import_ is None)),
-                (_args_need_import, not self.args or self.import_ is not None),
+                (_args_need_import, self.args is None or self.import_ is not None),
                 (_gpt_heads, self.gpt is None or self.gpt.width % self.gpt.heads == 0),
                 *_arch.checks(self),
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
+from kubetrain.api.base import KubeModel, Rule, cel_rules, defaulted, enforce
 from kubetrain.api.checkpoint import Checkpoint
 from kubetrain.api.cluster import PodOverrides, Resources, RunPolicy
 from kubetrain.api.data import Dataset
@@ -17,17 +17,17 @@ from kubetrain.api.training import Training
 # World size when procsPerNode is a number; the rules below hold trivially for 'auto',
 # which is only known on the node (and checked again by the trainer).
 _WORLD = "self.parallelism.nodes * self.parallelism.procsPerNode"
-_PROCS_KNOWN = "type(self.parallelism.procsPerNode) == int"
+_PROCS_UNKNOWN = "type(self.parallelism.procsPerNode) != int"
 
 _batch_divides = Rule(
-    f"!{_PROCS_KNOWN} || self.training.globalBatchSize % ((has(self.training.microBatchSize)"
+    f"{_PROCS_UNKNOWN} || self.training.globalBatchSize % ((has(self.training.microBatchSize)"
     f" ? self.training.microBatchSize : 1) * {_WORLD}) == 0",
     "training.globalBatchSize must be a multiple of microBatchSize × world size"
     " (nodes × procsPerNode)",
     "training.globalBatchSize",
 )
 _fsdp_needs_many = Rule(
-    f"self.parallelism.strategy != 'fsdp' || !{_PROCS_KNOWN} || {_WORLD} > 1",
+    f"self.parallelism.strategy != 'fsdp' || {_PROCS_UNKNOWN} || {_WORLD} > 1",
     "parallelism.strategy fsdp needs more than one process (nodes × procsPerNode > 1)",
     "parallelism.strategy",
 )
@@ -51,11 +51,6 @@ _immutable = Rule(
 )  # a transition rule: the API server checks it on update only; nothing to check locally
 
 
-def _defaulted(cls: type[KubeModel]) -> object:
-    """A sub-object that is always present, so the API server fills in its defaults too."""
-    return Field(default_factory=cls, json_schema_extra={"default": {}})
-
-
 class TrainingJobSpec(KubeModel):
     """What to train and how: data, model, optimization, parallelism, checkpoints, and (in a
     cluster) image, resources and run policy."""
@@ -67,20 +62,20 @@ class TrainingJobSpec(KubeModel):
     )
 
     dataset: Dataset
-    preprocessing: Preprocessing = _defaulted(Preprocessing)  # type: ignore[assignment]
+    preprocessing: Preprocessing = defaulted(Preprocessing)
     model: ModelSpec
-    optimizer: Optimizer = _defaulted(Optimizer)  # type: ignore[assignment]
-    scheduler: Scheduler = _defaulted(Scheduler)  # type: ignore[assignment]
+    optimizer: Optimizer = defaulted(Optimizer)
+    scheduler: Scheduler = defaulted(Scheduler)
     training: Training
-    parallelism: Parallelism = _defaulted(Parallelism)  # type: ignore[assignment]
-    checkpoint: Checkpoint = _defaulted(Checkpoint)  # type: ignore[assignment]
+    parallelism: Parallelism = defaulted(Parallelism)
+    checkpoint: Checkpoint = defaulted(Checkpoint)
     image: str | None = Field(None, max_length=1024)
     """Trainer image (cluster only; required there)."""
-    resources: Resources = _defaulted(Resources)  # type: ignore[assignment]
-    template: PodOverrides = _defaulted(PodOverrides)  # type: ignore[assignment]
+    resources: Resources = defaulted(Resources)
+    template: PodOverrides = defaulted(PodOverrides)
     queue_name: str | None = Field(None, max_length=253)
     """Kueue LocalQueue; the job is created suspended and admitted by Kueue."""
-    run_policy: RunPolicy = _defaulted(RunPolicy)  # type: ignore[assignment]
+    run_policy: RunPolicy = defaulted(RunPolicy)
 
     @model_validator(mode="after")
     def _rules(self) -> TrainingJobSpec:
