@@ -132,6 +132,7 @@ class ControlPlane:
         atexit.register(self.stop)
         _stop_on_sigterm()
         started = time.monotonic()
+        procs.reap_orphans()  # left by an earlier run whose owner was SIGKILLed
         self.assets = self.assets or ensure_assets()
         self.pki = make_pki(self.root / "pki")
         self._start_etcd()

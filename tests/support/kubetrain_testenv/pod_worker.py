@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import pod_status
+from . import pod_status, procs
 from .containers import Container, Launch, now, wait_all_dead
 from .hosts_files import HostsFiles
 from .pod_dns import pod_name
@@ -219,7 +219,7 @@ class PodWorker(threading.Thread):
             "KUBERNETES_SERVICE_PORT_HTTPS": port,
             "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
         }
-        for passthrough in ("LANG", "LC_ALL", "TZ", "KUBETRAIN_TESTENV_RUN"):
+        for passthrough in ("LANG", "LC_ALL", "TZ", procs.RUN_ENV, procs.OWNER_ENV):
             if passthrough in os.environ:
                 base[passthrough] = os.environ[passthrough]
         return base

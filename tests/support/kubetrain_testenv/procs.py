@@ -1,9 +1,10 @@
 """Child processes in their own process groups, tagged so none can outlive a run.
 
 Every process the test environment starts (etcd, the API server, the controller
-manager, the node agent and the pods' processes) carries `RUN_ENV=<run id>` in
-its environment. `survivors(run_id)` finds them through /proc, so a teardown can
-both kill stragglers and assert that none is left.
+manager, the node agent and the pods' processes) carries `RUN_ENV=<run id>` and
+`OWNER_ENV=<owner>` in its environment. `survivors(run_id)` finds them through
+/proc, so a teardown can both kill stragglers and assert that none is left;
+`reap_orphans()` kills what an owner killed outright (SIGKILL) left behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 RUN_ENV = "KUBETRAIN_TESTENV_RUN"
+# "<pid>:<start time>" of the process that owns the run, to find orphans of a killed owner.
+OWNER_ENV = "KUBETRAIN_TESTENV_OWNER"
 T = TypeVar("T")
 
 
@@ -62,6 +65,7 @@ def start(
     """Start `argv` in a new session, output to `log`, killed if this process dies."""
     full_env = dict(os.environ if env is None else env)
     full_env[RUN_ENV] = run_id
+    full_env[OWNER_ENV] = owner_tag()
     args = [str(a) for a in argv]
     setpriv = shutil.which("setpriv")
     if setpriv:  # SIGKILL the child if its parent dies without cleaning up
@@ -94,23 +98,67 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def survivors(run_id: str) -> list[tuple[int, str]]:
-    """(pid, command line) of live processes tagged with `run_id`."""
-    marker = f"{RUN_ENV}={run_id}".encode()
+def _stat(pid: int | str) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], start time [19])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def owner_tag(pid: int | None = None) -> str:
+    """Identifies a live process across pid reuse: "<pid>:<start time>"."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_stat(pid)[19]}"
+
+
+def _tagged() -> list[tuple[int, dict[bytes, bytes], str]]:
+    """(pid, our env tags, command line) of live processes carrying our tags."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+            environ = (entry / "environ").read_bytes()
+            if RUN_ENV.encode() not in environ:
                 continue
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            if _stat(entry.name)[0] == "Z":
                 continue  # a zombie is dead; its parent just has not reaped it yet
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # exited while we looked
-        found.append((int(entry.name), cmd.strip()))
+        tags = dict(
+            item.split(b"=", 1)
+            for item in environ.split(b"\0")
+            if item.startswith((RUN_ENV.encode() + b"=", OWNER_ENV.encode() + b"="))
+        )
+        found.append((int(entry.name), tags, cmd.strip()))
     return found
+
+
+def survivors(run_id: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes tagged with `run_id`."""
+    return [
+        (pid, cmd) for pid, tags, cmd in _tagged() if tags.get(RUN_ENV.encode()) == run_id.encode()
+    ]
+
+
+def _owner_alive(tag: str) -> bool:
+    pid, _, _ = tag.partition(":")
+    try:
+        return owner_tag(int(pid)) == tag
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def reap_orphans() -> list[tuple[int, str]]:
+    """SIGKILL tagged processes whose owner is dead (it was SIGKILLed); return them."""
+    orphans = [
+        (pid, cmd)
+        for pid, tags, cmd in _tagged()
+        if OWNER_ENV.encode() in tags and not _owner_alive(tags[OWNER_ENV.encode()].decode())
+    ]
+    for pid, _ in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return orphans
 
 
 def kill_survivors(run_id: str) -> list[tuple[int, str]]:
