@@ -164,14 +164,20 @@ class Jobs:
     ) -> dict[str, Any]:  # fmt: skip
         """Poll until the phase is one of `phases`; `seen` gets every status polled."""
         wanted = (phases,) if isinstance(phases, str) else phases
+        last: dict[str, Any] = {}
 
         def check() -> dict[str, Any] | None:
             status = self.status(name)
+            last.update(status)
             if seen:
                 seen(status)
             return status if status.get("phase") in wanted else None
 
-        return wait_for(check, timeout, interval=0.25, what=f"{name} to be {'/'.join(wanted)}")
+        try:
+            return wait_for(check, timeout, interval=0.25, what=f"{name} to be {'/'.join(wanted)}")
+        except TimeoutError as e:
+            brief = {k: last.get(k) for k in ("phase", "reason", "message", "restarts")}
+            raise TimeoutError(f"{e}; last status {brief}") from e
 
 
 def kill_pod_processes(namespace: str, pod: str, sig: int = signal.SIGKILL) -> int:
