@@ -12,8 +12,12 @@ from trainer_jobs import make_job
 from kubetrain.api.model import GPTArgs, ModelSpec
 from kubetrain.data.shapes import DataShapes
 from kubetrain.models.gpt import GPT
-from kubetrain.models.registry import (ModelError, build_model, count_parameters,
-                                       load_initial_weights)
+from kubetrain.models.registry import (
+    ModelError,
+    build_model,
+    count_parameters,
+    load_initial_weights,
+)
 
 
 @pytest.mark.parametrize("spec,shapes,x,out", [
@@ -55,7 +59,8 @@ def test_count_parameters_on_meta_matches_a_real_model() -> None:
 
 
 def factory(width: int, num_outputs: int, input_shape: tuple[int, ...]) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], width), nn.Linear(width, num_outputs))
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], width),
+                         nn.Linear(width, num_outputs))
 
 
 def test_import_factory_gets_args_and_shapes() -> None:
@@ -78,7 +83,8 @@ def test_init_from_loads_and_freezes(tmp_path: Path) -> None:
     load_initial_weights(dst, spec)
     assert torch.equal(dst[1].weight, src[1].weight)
     assert not dst[1].weight.requires_grad and dst[3].weight.requires_grad
-    bad = spec.model_copy(update={"init_from": spec.init_from.model_copy(update={"freeze": ["x*"]})})
+    init = spec.init_from.model_copy(update={"freeze": ["x*"]})
+    bad = spec.model_copy(update={"init_from": init})
     with pytest.raises(ModelError, match="matches no parameter"):
         load_initial_weights(build_model(bad, shapes), bad)
 

@@ -8,8 +8,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from kubetrain.api.errors import SpecError
 from kubetrain.api.loader import load_job
-from kubetrain.cli.main import UserError, add_overrides
+from kubetrain.cli.main import add_overrides
 from kubetrain.exitcodes import ExitCode
 
 TERMINATION_LOG_ENV = "KUBETRAIN_TERMINATION_LOG"
@@ -28,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.procs:
         overrides.append(f"spec.parallelism.procsPerNode={args.procs}")
-    job = load_job(args.file, overrides)
+    try:
+        job = load_job(args.file, overrides)
+    except SpecError as e:
+        _termination_log(ExitCode.INVALID, f"invalid TrainingJob: {e.issues[0] if e.issues else e}")
+        raise
     from kubetrain.trainer.run_dir import default_run_dir
 
     run_dir = default_run_dir(job, args.run_dir).resolve()
@@ -37,16 +42,17 @@ def run(args: argparse.Namespace) -> int:
 
     worker = torchrun_env()
     if worker is None:
+        from kubetrain.data.errors import DataError
         from kubetrain.trainer.launch import LaunchError, run_torchrun, topology
         from kubetrain.trainer.session import plan_for
 
         spec = job.spec
         try:
-            plan = _plan_or_exit(plan_for, job)
+            plan = plan_for(job)
             procs = (plan.world_size or 1) // spec.parallelism.nodes
             top = topology(spec.parallelism.nodes, procs, spec.parallelism.master_port)
-        except LaunchError as e:
-            raise UserError(str(e)) from None
+        except (LaunchError, DataError) as e:
+            return _finish(ExitCode.INVALID, str(e))
         if top.world > 1:
             argv = ["run", str(Path(args.file).resolve()), "--run-dir", str(run_dir),
                     *(a for o in overrides for a in ("--set", o))]
@@ -58,15 +64,6 @@ def run(args: argparse.Namespace) -> int:
             return _finish(code, reason, print_reason=False)
     rank = worker[0] if worker else 0
     return _train_here(job, run_dir, base, args, rank)
-
-
-def _plan_or_exit(plan_for: object, job: object) -> object:
-    from kubetrain.data.errors import DataError
-
-    try:
-        return plan_for(job)  # type: ignore[operator]
-    except DataError as e:
-        raise UserError(str(e)) from None
 
 
 def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace,
@@ -112,7 +109,12 @@ def _finish(code: int, reason: str, *, print_reason: bool = True) -> int:
         label = {ExitCode.INVALID: "error", ExitCode.DIVERGED: "diverged"}.get(code, "crashed")
         if print_reason or code != ExitCode.CRASHED:
             print(f"kubetrain run: {label}: {reason}", file=sys.stderr)
+    _termination_log(code, reason)
+    return int(code)
+
+
+def _termination_log(code: int, reason: str) -> None:
+    """The one-line reason the operator shows for a job that must not be retried."""
     log = os.environ.get(TERMINATION_LOG_ENV)
     if log and code in (ExitCode.INVALID, ExitCode.DIVERGED) and reason:
         Path(log).write_text(reason.splitlines()[0] + "\n")
-    return int(code)

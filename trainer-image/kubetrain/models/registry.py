@@ -64,8 +64,9 @@ def _imported(m: ModelSpec, shapes: DataShapes) -> nn.Module:
                "task": shapes.task, "dropout": m.dropout}
     params = inspect.signature(factory).parameters
     takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    extra = {k: v for k, v in offered.items() if (takes_all or k in params) and k not in m.args}
-    model = factory(**m.args, **extra)
+    args = m.args or {}
+    extra = {k: v for k, v in offered.items() if (takes_all or k in params) and k not in args}
+    model = factory(**args, **extra)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.import {m.import_} returned {type(model).__name__}, not a Module")
     return model
@@ -91,7 +92,7 @@ def load_initial_weights(model: nn.Module, m: ModelSpec, base: Path | None = Non
         raise ModelError(f"model.initFrom.path {init.path}: no model.pt found there")
     state = torch.load(candidate, map_location="cpu", weights_only=True)
     try:
-        missing, unexpected = model.load_state_dict(state, strict=init.strict)
+        model.load_state_dict(state, strict=init.strict)
     except RuntimeError as e:
         raise ModelError(f"model.initFrom {candidate}: {str(e).splitlines()[0]}") from None
     frozen = 0

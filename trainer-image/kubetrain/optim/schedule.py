@@ -16,7 +16,8 @@ class Schedule:
     def __init__(self, spec: Scheduler, peak_lr: float, total_steps: int):
         self.spec, self.peak, self.total = spec, peak_lr, max(total_steps, 1)
         ratio = spec.warmup_ratio or 0.0
-        self.warmup = spec.warmup_steps if spec.warmup_steps is not None else int(ratio * self.total)
+        self.warmup = (spec.warmup_steps if spec.warmup_steps is not None
+                       else int(ratio * self.total))
         self.plateau_factor = 1.0
         self.best: float | None = None
         self.bad_evals = 0

@@ -1,4 +1,4 @@
-"""Run-directory sink: metrics.jsonl (one line per log/eval event), progress.json, heartbeat.json."""
+"""Run-directory sink: metrics.jsonl (a line per log/eval event), progress.json, heartbeat.json."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ class Reporter:
             h.append(HistoryPoint(step=step, **values))
         if len(h) > HISTORY_LIMIT:
             # Thin evenly: keep every other point, always the newest.
-            self.progress.history = h[:-1][::2] + [h[-1]]
+            self.progress.history = [*h[:-1][::2], h[-1]]
 
     def _publish(self, final: bool = False) -> None:
         self.progress.heartbeat_time = now_rfc3339()
@@ -103,5 +103,5 @@ def _safely(fn: object, *args: object) -> None:
     """A failing sink must not stop training; it says so once per failure on stderr."""
     try:
         fn(*args)  # type: ignore[operator]
-    except Exception as e:  # noqa: BLE001 - sinks are plug-ins; training goes on
+    except Exception as e:
         print(f"kubetrain: reporting sink failed: {e!r}", file=sys.stderr)

@@ -149,7 +149,7 @@ def load_part(path: Path, key: str) -> Any:
     """One torch object of a checkpoint (weights_only: our own files hold plain state)."""
     try:
         return torch.load(path / f"{key}.pt", map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file
+    except Exception as e:
         raise CheckpointError(f"{path / key}.pt cannot be read: {e}") from e
 
 

@@ -150,7 +150,7 @@ class Trainer:
                 self._log(step, loss_acc / steps_acc, norm)
                 loss_acc.zero_()
                 steps_acc = 0
-            if eval_every and (step % eval_every == 0 or step == self.total) or (
+            if (eval_every and (step % eval_every == 0 or step == self.total)) or (
                     step == self.total and len(self.p.val)):
                 outcome = self._evaluate(step)
                 if outcome.reason == "early_stopped":
@@ -219,32 +219,46 @@ class Trainer:
                     return Outcome("early_stopped", step, val_loss, metrics)
         return Outcome("finished", step, val_loss, metrics)
 
-    @torch.no_grad()
-    def evaluate(self, split: Split, max_batches: int | None = None) -> tuple[float, dict[str, float]]:
+    def evaluate(self, split: Split, max_batches: int | None = None
+                 ) -> tuple[float, dict[str, float]]:
         """Mean loss and metrics over a split, sharded over ranks and reduced."""
-        model, ctx = self.p.model, self.ctx
-        sums = EvalSums(self.p.task, self.p.num_classes, self.p.target_scale, ctx.device)
-        n = len(split)
-        if n == 0:
-            return float("nan"), {}
-        size = self.micro
-        batches = -(-n // size)
-        if max_batches:
-            batches = min(batches, max_batches)
-        per_rank = -(-batches // ctx.world)  # equal counts: FSDP forwards are collective
-        was_training = model.training
-        model.eval()
-        for j in range(per_rank):
-            b = j * ctx.world + ctx.rank
-            real = b < batches
-            idx = np.arange(b * size, min((b + 1) * size, n)) if real else np.arange(min(size, n))
-            x, y = split.batch(idx)
-            x, y = x.to(ctx.device), y.to(ctx.device)
-            with self.autocast():
-                out = model(x)
-            if real:
-                sums.update(self.p.loss_fn(out, y), out.float(), y)
-            self.reporter.beat(self.state.step)
-        model.train(was_training)
-        all_reduce(sums.sums, ctx, "sum")
-        return sums.compute(self.eval_metrics)
+        p = self.p
+        return evaluate_split(p.model, split, p.loss_fn, EvalSums(
+            p.task, p.num_classes, p.target_scale, self.ctx.device), self.eval_metrics,
+            batch_size=self.micro, max_batches=max_batches, ctx=self.ctx,
+            autocast=self.autocast, beat=lambda: self.reporter.beat(self.state.step))
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, split: Split, loss_fn: LossFn, sums: EvalSums,
+                   metrics: list[str], *, batch_size: int, max_batches: int | None = None,
+                   ctx: DistContext | None = None,
+                   autocast: Callable[[], contextlib.AbstractContextManager[None]] =
+                   contextlib.nullcontext,
+                   beat: Callable[[], None] = lambda: None) -> tuple[float, dict[str, float]]:
+    """Loss and metrics of `model` on a split; ranks take every world-th batch, then reduce."""
+    ctx = ctx or DistContext()
+    n = len(split)
+    if n == 0:
+        return float("nan"), {}
+    batches = -(-n // batch_size)
+    if max_batches:
+        batches = min(batches, max_batches)
+    per_rank = -(-batches // ctx.world)  # equal counts: FSDP forwards are collective
+    was_training = model.training
+    model.eval()
+    for j in range(per_rank):
+        b = j * ctx.world + ctx.rank
+        real = b < batches
+        idx = (np.arange(b * batch_size, min((b + 1) * batch_size, n)) if real
+               else np.arange(min(batch_size, n)))
+        x, y = split.batch(idx)
+        x, y = x.to(ctx.device), y.to(ctx.device)
+        with autocast():
+            out = model(x)
+        if real:
+            sums.update(loss_fn(out, y), out.float(), y)
+        beat()
+    model.train(was_training)
+    all_reduce(sums.sums, ctx, "sum")
+    return sums.compute(metrics)

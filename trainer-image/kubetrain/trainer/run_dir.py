@@ -62,6 +62,12 @@ class TrainedModel:
     preprocessing: dict[str, Any]
     shapes: DataShapes
     run_dir: Path
+    meta: dict[str, Any]
+
+    @property
+    def base(self) -> Path | None:
+        """The job file's directory, against which relative data paths resolve."""
+        return Path(self.meta["base"]) if self.meta.get("base") else None
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
@@ -70,7 +76,8 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
 
     path = Path(run_dir) / "model"
     if not (path / "model.pt").is_file():
-        raise FileNotFoundError(f"{run_dir}: no trained model (model/model.pt); did the run finish?")
+        raise FileNotFoundError(f"{run_dir}: no trained model (model/model.pt);"
+                                " did the run finish?")
     job = TrainingJob.model_validate(yaml.safe_load((path / "job.yaml").read_text()))
     meta = json.loads((path / "meta.json").read_text())
     s = meta["shapes"]
@@ -80,4 +87,4 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
     model.to(device).eval()
     prep = json.loads((path / "preprocessing.json").read_text())
-    return TrainedModel(job, model, prep, shapes, Path(run_dir))
+    return TrainedModel(job, model, prep, shapes, Path(run_dir), meta)

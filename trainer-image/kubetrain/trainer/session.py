@@ -18,8 +18,11 @@ from kubetrain.data.errors import DataError
 from kubetrain.data.order import BatchOrder
 from kubetrain.exitcodes import ExitCode
 from kubetrain.metrics.losses import loss_kind, summed_loss
-from kubetrain.models.registry import (build_model, load_initial_weights,
-                                       set_activation_checkpointing)
+from kubetrain.models.registry import (
+    build_model,
+    load_initial_weights,
+    set_activation_checkpointing,
+)
 from kubetrain.optim.build import build_optimizer
 from kubetrain.optim.schedule import Schedule
 from kubetrain.preprocessing.image import augmenting
@@ -28,8 +31,7 @@ from kubetrain.reporting.files import RunDirSink, TensorBoardSink
 from kubetrain.reporting.reporter import Reporter, now_rfc3339
 from kubetrain.reporting.sink import Sink, extra_sinks
 from kubetrain.trainer import checkpoint as ckpt
-from kubetrain.trainer.distributed import (DistContext, barrier, init_distributed, unwrap,
-                                           wrap_model)
+from kubetrain.trainer.distributed import DistContext, barrier, init_distributed, unwrap, wrap_model
 from kubetrain.trainer.loop import LoopState, Parts, Trainer
 from kubetrain.trainer.run_dir import job_yaml, save_final_model, write_resolved
 from kubetrain.trainer.signals import StopFlag
@@ -120,7 +122,7 @@ def train(job: TrainingJob, run_dir: Path, *, base: Path | None = None,
     if outcome.reason != "interrupted":
         state = _full_model_state(trainer.p.model, fsdp)
         if ctx.is_main:
-            summary = {"steps": outcome.step, "reason": outcome.reason,
+            summary = {"steps": outcome.step, "reason": outcome.reason, "base": str(base or ""),
                        "valLoss": reporter.progress.val_loss, "metrics": reporter.progress.metrics}
             save_final_model(run_dir, job, state, data.state, data.shapes, summary)
     barrier(ctx)
@@ -234,8 +236,7 @@ def _restore(path: Path, trainer: Trainer, ctx: DistContext, fsdp: bool) -> None
 
 def _full_model_state(model: torch.nn.Module, fsdp: bool) -> dict[str, Any]:
     if fsdp:
-        from torch.distributed.checkpoint.state_dict import (StateDictOptions,
-                                                             get_model_state_dict)
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                     cpu_offload=True))

@@ -14,7 +14,10 @@ from kubetrain.optim.build import l1_penalty
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+AutocastFactory = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def autocast_for(device: torch.device, precision: str) -> AutocastFactory:
     """A factory of the autocast context for this precision (a null context for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext

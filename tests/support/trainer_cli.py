@@ -1,0 +1,97 @@
+"""Run `kubetrain` as users do, in a subprocess, and read what it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]  # tests/support → the repository
+
+
+def env(**extra: str) -> dict[str, str]:
+    # One thread per process: CI machines are small and shared; oversubscription is slower.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def write_job(path: Path, job: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(job))
+    return path
+
+
+def kubetrain(*args: str, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubetrain", *map(str, args)],
+        cwd=ROOT,
+        env=env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(*args: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kubetrain", *map(str, args)],
+        cwd=ROOT,
+        env=env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll with a deadline (never a fixed sleep as synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def heartbeat_step(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "heartbeat.json").read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def kill_group(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
+    os.killpg(proc.pid, sig)
+
+
+def metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """Train loss by step; for steps logged twice (a resumed run) the later line wins."""
+    return {r["step"]: r["loss"] for r in metrics(run_dir) if "loss" in r}
+
+
+def val_losses(run_dir: Path) -> dict[int, float]:
+    return {r["step"]: r["valLoss"] for r in metrics(run_dir) if "valLoss" in r}
+
+
+def last_metric(run_dir: Path, name: str) -> float:
+    return [r[name] for r in metrics(run_dir) if name in r][-1]
+
+
+def final_params(run_dir: Path) -> dict[str, Any]:
+    import torch
+
+    return torch.load(run_dir / "model" / "model.pt", weights_only=True)
