@@ -24,7 +24,8 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && has_all "$KUBEBUILDER_ASSETS"; then
   exit 0
 fi
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
-  echo "build.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks some of ${binaries[*]}; building" >&2
+  # envtest's own downloads lack kube-controller-manager and helm, which the tests need.
+  echo "build.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks some of ${binaries[*]}; using our own build" >&2
 fi
 
 go=$(command -v go || echo /usr/local/go/bin/go)

@@ -133,6 +133,7 @@ class ControlPlane:
         _stop_on_sigterm()
         started = time.monotonic()
         procs.reap_orphans()  # left by an earlier run whose owner was SIGKILLed
+        _remove_orphaned_etcd_dirs()
         self.assets = self.assets or ensure_assets()
         self.pki = make_pki(self.root / "pki")
         self._start_etcd()
@@ -178,7 +179,9 @@ class ControlPlane:
         # tmpfs when there is one: etcd's writes then cost nothing.
         shm = Path("/dev/shm")
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.root
-        self._etcd_dir = Path(tempfile.mkdtemp(prefix="kubetrain-etcd-", dir=base))
+        # The owner in the name lets a later run remove it if this process is SIGKILLed.
+        owner = procs.owner_tag().replace(":", "-")
+        self._etcd_dir = Path(tempfile.mkdtemp(prefix=f"kubetrain-etcd-{owner}-", dir=base))
         self.etcd_port, peer = procs.free_port(), procs.free_port()
         client, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
         self._spawn(
@@ -349,6 +352,14 @@ class ControlPlane:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _remove_orphaned_etcd_dirs() -> None:
+    """Remove tmpfs etcd data dirs whose owner is dead (they hold memory until removed)."""
+    for directory in Path("/dev/shm").glob("kubetrain-etcd-*-*-*"):
+        pid, start = directory.name.split("-")[2:4]
+        if not procs.owner_alive(f"{pid}:{start}"):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _pythonpath() -> str:

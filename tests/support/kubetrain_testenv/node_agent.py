@@ -151,8 +151,14 @@ class Agent:
                 self._renew_lease()
                 heartbeats += 1
                 if heartbeats % 6 == 0:  # the node status heartbeat, once a minute
-                    _, status = node_object(self.node.node_name, self.gpus, "")
-                    conditions = {"conditions": status["conditions"]}
+                    # Conditions merge by type: only the heartbeat time changes.
+                    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    conditions = {
+                        "conditions": [
+                            {"type": kind, "lastHeartbeatTime": now}
+                            for kind in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+                        ]
+                    }
                     self.rest.request(
                         "PATCH",
                         f"/api/v1/nodes/{self.node.node_name}/status",

@@ -140,7 +140,8 @@ def survivors(run_id: str) -> list[tuple[int, str]]:
     ]
 
 
-def _owner_alive(tag: str) -> bool:
+def owner_alive(tag: str) -> bool:
+    """Whether the process an `owner_tag` names still runs."""
     pid, _, _ = tag.partition(":")
     try:
         return owner_tag(int(pid)) == tag
@@ -153,7 +154,7 @@ def reap_orphans() -> list[tuple[int, str]]:
     orphans = [
         (pid, cmd)
         for pid, tags, cmd in _tagged()
-        if OWNER_ENV.encode() in tags and not _owner_alive(tags[OWNER_ENV.encode()].decode())
+        if OWNER_ENV.encode() in tags and not owner_alive(tags[OWNER_ENV.encode()].decode())
     ]
     for pid, _ in orphans:
         with contextlib.suppress(ProcessLookupError):
