@@ -1,6 +1,7 @@
 """Fixtures for tests against a real control plane (see kubetrain_testenv).
 
-- `control_plane` (session): a started `ControlPlane` with the node agent; its
+- `control_plane` (session): a started `ControlPlane` with the node agent (fake
+  nvidia.com/gpu capacity from $KUBETRAIN_TESTENV_GPUS, default 0); its
   `kubeconfig` is the admin kubeconfig, `pod_log(ns, name)` reads pod output,
   `service_account_kubeconfig(ns, sa)` acts as a ServiceAccount.
 - `api_client` (session): a `kubernetes.client.ApiClient` for the admin.
@@ -45,7 +46,7 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     try:
         cp.start()
         _TIMINGS["control plane start to ready"] = time.monotonic() - started
-        cp.start_node_agent()
+        cp.start_node_agent(gpus=int(os.environ.get("KUBETRAIN_TESTENV_GPUS", "0")))
         _TIMINGS["with node agent"] = time.monotonic() - started
     except AssetsError as exc:
         cp.stop()

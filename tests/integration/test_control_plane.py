@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import textwrap
@@ -12,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain_testenv import ControlPlane, wait_for
+from kubetrain_testenv import ControlPlane, survivors, wait_for
 from kubetrain_testenv.clients import kubernetes_client
 from kubetrain_testenv.objects import python_container, python_pod
 from kubetrain_testenv.procs import free_port
@@ -532,3 +533,33 @@ def test_torchrun_rendezvous_by_pod_names(
         log = control_plane.pod_log(namespace, f"trainer-{rank}")
         assert pod.status.phase == "Succeeded", log
         assert f"rank {rank} of 2 sum 3.0" in log
+
+
+def test_dev_cluster_up_status_down(control_plane: ControlPlane, tmp_path: Path):
+    env = {**os.environ, "KUBETRAIN_DEV_CLUSTER_DIR": str(tmp_path / "dev")}
+    script = str(Path(__file__).parents[2] / "hack" / "dev-cluster.sh")
+
+    def dev(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", script, command], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    up = dev("up")
+    assert up.returncode == 0, up.stderr
+    export = up.stdout.strip().splitlines()[-1]
+    assert export.startswith("export KUBECONFIG=")
+    kubeconfig = export.removeprefix("export KUBECONFIG=")
+    run_id = json.loads((tmp_path / "dev" / "ready.json").read_text())["run_id"]
+    try:
+        assert dev("status").returncode == 0
+        nodes = subprocess.run(
+            [str(control_plane.assets / "kubectl"), "--kubeconfig", kubeconfig, "get", "nodes"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert " Ready " in nodes.stdout, nodes.stderr
+    finally:
+        assert dev("down").returncode == 0
+    assert dev("status").returncode == 1
+    assert survivors(run_id) == []

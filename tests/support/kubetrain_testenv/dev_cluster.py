@@ -2,7 +2,7 @@
 
 `up` starts `serve` detached and waits until it is ready, then prints the
 `export KUBECONFIG=...` line; `down` stops it; `status` says whether it runs.
-State lives in ~/.cache/kubetrain/dev-cluster/ (or $KUBETRAIN_CACHE/dev-cluster).
+State lives in ~/.cache/kubetrain/dev-cluster/ ($KUBETRAIN_DEV_CLUSTER_DIR overrides).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ READY_TIMEOUT = 180.0
 
 
 def state_dir() -> Path:
+    """$KUBETRAIN_DEV_CLUSTER_DIR, else <cache>/dev-cluster."""
+    if os.environ.get("KUBETRAIN_DEV_CLUSTER_DIR"):
+        return Path(os.environ["KUBETRAIN_DEV_CLUSTER_DIR"])
     cache = Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
     return cache / "dev-cluster"
 
