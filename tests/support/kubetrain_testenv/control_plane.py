@@ -136,8 +136,7 @@ class ControlPlane:
         _remove_orphaned_etcd_dirs()
         self.assets = self.assets or ensure_assets()
         self.pki = make_pki(self.root / "pki")
-        self._start_etcd()
-        self._start_apiserver(deadline=started + timeout)
+        self.port = procs.free_port()
         write_kubeconfig(
             self.kubeconfig,
             render_kubeconfig(
@@ -148,7 +147,22 @@ class ControlPlane:
                 client_key=self.pki.admin_key,
             ),
         )
-        self._start_controller_manager(deadline=started + timeout)
+        self._start_etcd()
+        self._start_apiserver()
+        # The controller manager retries until the API server answers: start both at once.
+        self._start_controller_manager()
+        deadline = started + timeout
+        self._wait("kube-apiserver", self._readyz, deadline, "kube-apiserver /readyz")
+        # Controllers run once the "default" ServiceAccount and root CA ConfigMap appear.
+        self._wait(
+            "kube-controller-manager",
+            lambda: (
+                self._exists("/api/v1/namespaces/default/serviceaccounts/default")
+                and self._exists("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            ),
+            deadline,
+            "the controller manager to create default/default and kube-root-ca.crt",
+        )
         return self
 
     def _bin(self, name: str) -> Path:
@@ -206,9 +220,8 @@ class ControlPlane:
             ],
         )
 
-    def _start_apiserver(self, deadline: float) -> None:
+    def _start_apiserver(self) -> None:
         assert self.pki is not None
-        self.port = procs.free_port()
         tokens = self.root / "tokens.csv"
         tokens.write_text(f'{self.admin_token},{ADMIN_USER}-token,admin-token,"system:masters"\n')
         self._spawn(
@@ -235,7 +248,6 @@ class ControlPlane:
                 "--allow-privileged=true",
             ],
         )
-        self._wait("kube-apiserver", self._readyz, deadline, "kube-apiserver /readyz")
 
     def _readyz(self) -> bool:
         try:
@@ -246,7 +258,7 @@ class ControlPlane:
         except (urllib.error.URLError, OSError):
             return False
 
-    def _start_controller_manager(self, deadline: float) -> None:
+    def _start_controller_manager(self) -> None:
         assert self.pki is not None
         self._spawn(
             "kube-controller-manager",
@@ -264,16 +276,6 @@ class ControlPlane:
                 f"--secure-port={procs.free_port()}",
                 f"--cert-dir={self.root / 'kcm-certs'}",
             ],
-        )
-        # Controllers run once the "default" ServiceAccount and root CA ConfigMap appear.
-        self._wait(
-            "kube-controller-manager",
-            lambda: (
-                self._exists("/api/v1/namespaces/default/serviceaccounts/default")
-                and self._exists("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
-            ),
-            deadline,
-            "the controller manager to create default/default and kube-root-ca.crt",
         )
 
     def _exists(self, path: str) -> bool:
