@@ -152,6 +152,8 @@ class _Machine:
         if (phase, reason) != (self.status["phase"], self.status["reason"]):
             self.event(phase, reason, message)
         self.status.update(phase=phase, reason=reason, message=message)
+        if phase in FINISHED:  # earlier checks (heartbeat, start) no longer matter
+            self.d.requeue_after = None
         conditions = self.status["conditions"]
         for ph, type_ in PHASE_CONDITIONS.items():
             if ph == phase:
