@@ -40,14 +40,17 @@ def kubectl(cp: ControlPlane, *args: str) -> str:
 class Operator:
     """`python -m kubetrain_operator` watching one namespace; restartable, killable."""
 
-    def __init__(self, cp: ControlPlane, namespace: str, log: Path) -> None:
+    def __init__(
+        self, cp: ControlPlane, namespace: str, log: Path, kubeconfig: Path | None = None
+    ) -> None:
         self.cp, self.namespace, self.log = cp, namespace, log
+        self.kubeconfig = kubeconfig or cp.kubeconfig
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
 
     def start(self) -> Operator:
         self.metrics_port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubetrain_operator", "--namespace", self.namespace,
