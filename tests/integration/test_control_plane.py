@@ -263,6 +263,9 @@ def test_env_and_volumes_from_configmaps_secrets_and_downward_api(
         print('file', open('/etc/settings/a.yaml').read())
         print('secret', open('/etc/creds/password').read())
         print('cwd', os.getcwd())
+        print('subPath', open('/etc/app/a.yaml').read())
+        open('/cache/x', 'w').write('ok')
+        print('emptyDir subPath', open('/work-dir/cache/x').read())
     """)
 
     def field(path: str) -> dict[str, Any]:
@@ -282,6 +285,8 @@ def test_env_and_volumes_from_configmaps_secrets_and_downward_api(
         {"name": "settings", "mountPath": "/etc/settings", "readOnly": True},
         {"name": "creds", "mountPath": "/etc/creds"},
         {"name": "work", "mountPath": "/work-dir"},
+        {"name": "settings", "mountPath": "/etc/app/a.yaml", "subPath": "a.yaml"},
+        {"name": "work", "mountPath": "/cache", "subPath": "cache"},
     ]
     pod = python_pod(
         "envy",
@@ -312,6 +317,8 @@ def test_env_and_volumes_from_configmaps_secrets_and_downward_api(
         "file x: 1",
         "secret hunter2",
         "cwd /work-dir",
+        "subPath x: 1",
+        "emptyDir subPath ok",
     ]
 
 
@@ -563,3 +570,33 @@ def test_dev_cluster_up_status_down(control_plane: ControlPlane, tmp_path: Path)
         assert dev("down").returncode == 0
     assert dev("status").returncode == 1
     assert survivors(run_id) == []
+
+
+def test_a_crd_becomes_established(control_plane: ControlPlane, tmp_path: Path):
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.testenv.kubetrain.io"},
+        "spec": {
+            "group": "testenv.kubetrain.io",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    path = tmp_path / "crd.json"
+    path.write_text(json.dumps(crd))
+
+    applied = control_plane.kubectl("apply", "--server-side", "-f", str(path))
+    assert applied.returncode == 0, applied.stderr
+
+    control_plane.wait_crd_established("widgets.testenv.kubetrain.io")
+    listed = control_plane.kubectl("get", "widgets", "-A")
+    assert listed.returncode == 0, listed.stderr

@@ -113,6 +113,28 @@ class ControlPlane:
         path = path or self.root / "kubeconfigs" / f"{namespace}.{name}.kubeconfig"
         return self.token_kubeconfig(self.service_account_token(namespace, name), path, namespace)
 
+    def kubectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run kubectl as the admin (check `.returncode` yourself; output is text)."""
+        assert self.assets is not None, "start() first"
+        argv = [str(self.assets / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+    def wait_crd_established(self, name: str, timeout: float = 60) -> None:
+        """Poll until CustomResourceDefinition `name` is Established.
+
+        (`kubectl wait --for=condition=Established` right after an apply can fail
+        with "status.conditions accessor error" before the first status is written.)
+        """
+
+        def established() -> bool:
+            crd = self.request(
+                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+            conditions = crd.get("status", {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        procs.wait_for(established, timeout, what=f"CRD {name} to be Established")
+
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One admin request to the API server; returns the decoded JSON answer."""
         data = None if body is None else json.dumps(body).encode()

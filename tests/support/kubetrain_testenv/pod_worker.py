@@ -187,6 +187,9 @@ class PodWorker(threading.Thread):
         for c in [*spec.get("initContainers", []), *spec["containers"]]:
             env = container_env(pod, c, runtime, base, env_cms, env_secrets)
             termination = self.sandbox / f"{c['name']}.termination-log"
+            for m in container_mounts(c, volume_dirs):
+                if not os.path.exists(m.source):  # a subPath not there yet: kubelets create it
+                    os.makedirs(m.source)
             mounts = [
                 *container_mounts(c, volume_dirs),
                 Mount(str(self.sandbox / "hosts"), "/etc/hosts"),
