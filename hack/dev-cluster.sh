@@ -7,7 +7,8 @@
 #   hack/dev-cluster.sh status
 #
 # KUBETRAIN_DEV_CLUSTER_THEN: a shell command started once the cluster is ready,
-# with KUBECONFIG set, and stopped by `down` (the hook for running the operator).
+# with KUBECONFIG set, and stopped by `down`; default: hack/dev-operator.sh (CRD, admission
+# policy and the operator on all namespaces); set it empty to run no operator.
 # KUBETRAIN_DEV_CLUSTER_GPUS: fake nvidia.com/gpu count of the node (default 0).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,7 @@ case "$cmd" in
   up)
     "$root/hack/control-plane/build.sh" >/dev/null
     args=(up --gpus "${KUBETRAIN_DEV_CLUSTER_GPUS:-0}")
+    KUBETRAIN_DEV_CLUSTER_THEN=${KUBETRAIN_DEV_CLUSTER_THEN-"bash $root/hack/dev-operator.sh"}
     if [ -n "${KUBETRAIN_DEV_CLUSTER_THEN:-}" ]; then args+=(--then "$KUBETRAIN_DEV_CLUSTER_THEN"); fi
     exec "$venv/bin/python" -m kubetrain_testenv "${args[@]}"
     ;;

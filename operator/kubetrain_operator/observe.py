@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,8 +101,12 @@ class Failure:
 
 
 def _last_line(text: str, limit: int = 1024) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1][:limit] if lines else ""
+    """The most telling line of a termination message or log tail: the last error line
+    (torchrun ends its report with rulers and blank fields), else the last worded line."""
+    lines = [line.strip() for line in text.splitlines() if re.search(r"[A-Za-z]", line)]
+    errors = [line for line in lines if re.search(r"(Error|Exception|error:)", line)]
+    chosen = errors[-1] if errors else (lines[-1] if lines else "")
+    return chosen[:limit]
 
 
 def worker_failure(pod: ObservedPod) -> Failure | None:

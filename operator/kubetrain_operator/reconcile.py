@@ -19,7 +19,15 @@ from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.names import JobMeta
 from kubetrain_operator.observe import observe_pod
 from kubetrain_operator.render import render_children, render_worker_pod
-from kubetrain_operator.status import FINISHED, Decision, JobState, changed_fields, decide, invalid
+from kubetrain_operator.status import (
+    FINISHED,
+    Decision,
+    Event,
+    JobState,
+    changed_fields,
+    decide,
+    invalid,
+)
 
 log = logging.getLogger("kubetrain_operator")
 Key = tuple[str, str]
@@ -75,6 +83,9 @@ class Reconciler:
             self._applied[key] = (meta.uid, meta.generation)
         job = JobState(meta.name, meta.generation, spec, status)
         decision = decide(job, pods, now)
+        if not status.get("phase"):  # the first reconcile of this job
+            decision.events += [Event("Warning", "CheckpointsNotShared", w)
+                                for w in validation.warnings(spec)]  # fmt: skip
         with contextlib.suppress(PlanError):  # validation reported it already
             plan = resolve_plan(spec)
             decision.status["plan"] = plan.model_dump(by_alias=True, exclude_none=True)

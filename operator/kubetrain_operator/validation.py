@@ -104,6 +104,18 @@ def _command(annotations: dict[str, str]) -> list[str]:
     return []
 
 
+def warnings(spec: TrainingJobSpec) -> list[str]:
+    """Runnable, but probably not what the user wants (reported as Warning events once)."""
+    run_volume = next((v for v in spec.template.volumes if v.get("name") == RUN_VOLUME), None)
+    if spec.parallelism.nodes > 1 and run_volume is None and spec.checkpoint.path is None:
+        return [
+            f"{spec.parallelism.nodes} nodes share no checkpoint storage ({RUN_VOLUME} is an "
+            "emptyDir per pod): a group restart cannot resume; mount a ReadWriteMany volume "
+            f"named {RUN_VOLUME} in spec.template.volumes or set spec.checkpoint.path on one"
+        ]
+    return []
+
+
 def validate(name: str, annotations: dict[str, str], spec: TrainingJobSpec) -> list[str]:
     """Problems that make the job impossible to run here (empty when it can run)."""
     problems = []

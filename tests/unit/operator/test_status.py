@@ -289,3 +289,10 @@ def test_observe_pod_reads_what_a_kubelet_writes():
         1, 2, "Failed", 137, "OOMKilled", "killed"
     )
     assert p.created == NOW.replace(second=0) or p.created is not None
+
+
+def test_crash_message_prefers_the_error_line_of_a_log_tail():
+    tail = "Traceback\n  File x\nRuntimeError: NCCL timeout\n=====\n  exitcode  : 1\n=====\n"
+    state = job("Running", conditions=RUNNING)
+    d = decide(state, [pod(0), pod(1, "Failed", exit_code=1, exit_message=tail)], NOW)
+    assert d.status["message"] == "demo-worker-1 exited with code 1: RuntimeError: NCCL timeout"

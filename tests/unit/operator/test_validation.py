@@ -8,7 +8,7 @@ import pytest
 import yaml
 from operator_builders import spec
 
-from kubetrain_operator.validation import parse, validate
+from kubetrain_operator.validation import parse, validate, warnings
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -81,3 +81,11 @@ def test_unparsable_spec_lists_every_issue():
     assert parsed is None
     assert "spec.traning: unknown field (did you mean 'training'?)" in problems
     assert "spec.model: required field is missing" in problems
+
+
+def test_multi_node_without_shared_checkpoints_is_warned():
+    assert "share no checkpoint storage" in warnings(spec())[0]
+    shared = {"volumes": [{"name": "kubetrain-run", "persistentVolumeClaim": {"claimName": "c"}}]}
+    assert warnings(spec(template=shared)) == []
+    assert warnings(spec(checkpoint={"path": "/mnt/ckpt"})) == []
+    assert warnings(spec(parallelism={"nodes": 1})) == []
