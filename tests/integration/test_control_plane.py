@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain_testenv import ControlPlane, survivors, wait_for
 from kubetrain_testenv.clients import kubernetes_client
 from kubetrain_testenv.objects import python_container, python_pod
-from kubetrain_testenv.procs import free_port
+from kubetrain_testenv.procs import alive, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,28 +100,31 @@ def test_on_failure_restarts_until_success(
 def test_deleting_a_pod_terminates_its_process(
     control_plane: ControlPlane, core_v1: client.CoreV1Api, namespace: str
 ):
+    # The worker starts its own session, as torchrun's workers do: it must die too.
     code = textwrap.dedent("""
-        import os, signal, sys, time
+        import os, signal, subprocess, sys, time
         def bye(*_):
             print('got SIGTERM', flush=True)
             sys.exit(0)
         signal.signal(signal.SIGTERM, bye)
-        print('pid', os.getpid(), flush=True)
+        worker = subprocess.Popen(['sleep', '600'], start_new_session=True)
+        print('pids', os.getpid(), worker.pid, flush=True)
         while True:
             time.sleep(1)
     """)
     core_v1.create_namespaced_pod(namespace, python_pod("sleeper", code))
     log = wait_for(
-        lambda: "pid" in (text := control_plane.pod_log(namespace, "sleeper")) and text, 30
+        lambda: "pids" in (text := control_plane.pod_log(namespace, "sleeper")) and text, 30
     )
-    pid = int(log.split()[1])
+    pid, worker = (int(p) for p in log.split()[1:3])
     # Pod processes are tagged like the control plane's, so the session-end check sees them.
     assert pid in [p for p, _ in control_plane.survivors()]
 
     core_v1.delete_namespaced_pod("sleeper", namespace)
 
     wait_for(lambda: gone(core_v1, namespace, "sleeper"), 30, what="the pod to be removed")
-    assert not Path(f"/proc/{pid}").exists()
+    assert not alive(pid)
+    assert not alive(worker), Path(f"/proc/{worker}/status").read_text()
     assert "got SIGTERM" in control_plane.pod_log(namespace, "sleeper")
 
 

@@ -36,7 +36,12 @@ stand-in with these conventions:
 - Scheduling: every pod with no nodeName and the default scheduler is bound to the
   agent's node; restartPolicy is followed with a 1 s doubling back-off (max 10 s).
 - Deletion: SIGTERM to the container's process group, the grace period, SIGKILL,
-  then the pod is deleted with grace 0.
+  then the pod is deleted with grace 0. Each container also gets a cgroup (v2, or
+  v1 `pids`, when writable): when its main process exits, whatever it left behind
+  (torchrun's workers run in their own sessions) is killed, as a runtime would.
+- Every process carries KUBETRAIN_TESTENV_RUN/KUBETRAIN_TESTENV_OWNER in its env:
+  `ControlPlane.survivors()` lists what is still alive, and a new ControlPlane
+  kills the orphans of an owner that was SIGKILLed.
 """
 
 from .control_plane import ControlPlane, ControlPlaneError

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pod_status
+from .cgroups import Cgroup
 from .pod_volumes import Mount
 
 LAUNCHER = Path(__file__).with_name("launch.py")
@@ -40,6 +41,7 @@ class Launch:
     log: Path
     termination_log: Path
     spec_file: Path
+    cgroup: Cgroup | None = None
 
 
 class Container:
@@ -71,6 +73,13 @@ class Container:
 
     def run(self) -> int:
         """Run until the process ends for good (or `terminate()`); return its last exit code."""
+        try:
+            return self._run()
+        finally:
+            if self.launch.cgroup is not None:
+                self.launch.cgroup.remove()
+
+    def _run(self) -> int:
         delay = self.backoff[0]
         while True:
             started, code = now(), self._run_once()
@@ -108,6 +117,7 @@ class Container:
             "mounts": [[m.source, m.target, m.read_only] for m in launch.mounts],
             "termination_log": str(launch.termination_log),
             "agent_pid": os.getpid(),
+            "cgroup_procs": launch.cgroup.procs_file if launch.cgroup else None,
         }
         launch.spec_file.write_text(json.dumps(spec))
         with self._proc_lock:
@@ -125,7 +135,9 @@ class Container:
         self.publish(
             pod_status.running(self.spec, now(), self._container_id(), self._restarts, self._last)
         )
-        return self.proc.wait()
+        code = self.proc.wait()
+        self._kill_strays()  # like a runtime: the container ends with its main process
+        return code
 
     def _message(self, code: int) -> str:
         message = self.launch.termination_log.read_text(errors="replace")
@@ -159,6 +171,15 @@ class Container:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        self._kill_strays()
+
+    def _kill_strays(self) -> None:
+        """Kill what is left in the container's cgroup (workers in their own sessions)."""
+        if self.launch.cgroup is not None:
+            try:
+                self.launch.cgroup.kill_all()
+            except TimeoutError as exc:
+                print(f"node agent: {exc}", file=sys.stderr)
 
 
 def wait_all_dead(containers: list[Container], timeout: float) -> bool:

@@ -58,6 +58,9 @@ def main(spec_path: str) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != spec["agent_pid"]:
         sys.exit(137)
+    if spec.get("cgroup_procs"):  # join the container's cgroup: children stay in it
+        with open(spec["cgroup_procs"], "w") as f:
+            f.write(str(os.getpid()))
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS), "unshare")
     _mount(None, "/", MS_REC | MS_PRIVATE)  # our binds must not leak to the machine
     for source, target, read_only in spec["mounts"]:

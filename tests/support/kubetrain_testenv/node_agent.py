@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import cgroups
 from .hosts_files import HostsFiles
 from .pod_worker import NodeConfig, PodWorker
 from .rest import STRATEGIC_PATCH, ApiError, Rest
@@ -278,6 +279,7 @@ class Agent:
             worker.update({**worker.pod, "metadata": meta})
         for worker in list(self.workers.values()):
             worker.join(20)
+        cgroups.remove_agent_dir(self.node.cgroup_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -302,7 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         args.apiserver_port,
         args.state_dir,
         tuple(args.restart_backoff),
+        cgroups.agent_name(),
     )
+    cgroups.remove_orphaned()
     agent = Agent(Rest(args.kubeconfig), node, args.gpus)
 
     def on_signal(signum: int, frame: object) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pod_status, procs
+from .cgroups import Cgroup
 from .containers import Container, Launch, now, wait_all_dead
 from .hosts_files import HostsFiles
 from .pod_dns import pod_name
@@ -34,6 +35,7 @@ class NodeConfig:
     apiserver_port: int
     state_dir: Path
     backoff: tuple[float, float]  # restart back-off: first, max (seconds)
+    cgroup_dir: str = "default"  # this agent's directory among the containers' cgroups
 
 
 class PodWorker(threading.Thread):
@@ -206,6 +208,7 @@ class PodWorker(threading.Thread):
                 log=self.log_dir / f"{c['name']}.log",
                 termination_log=termination,
                 spec_file=self.sandbox / f"{c['name']}.launch.json",
+                cgroup=Cgroup.create(f"{self.node.cgroup_dir}/{self.uid}_{c['name']}"),
             )
         return launches
 

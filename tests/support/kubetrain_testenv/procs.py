@@ -103,6 +103,14 @@ def _stat(pid: int | str) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
 def owner_tag(pid: int | None = None) -> str:
     """Identifies a live process across pid reuse: "<pid>:<start time>"."""
     pid = os.getpid() if pid is None else pid
