@@ -41,7 +41,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/*
 The operator's own rules: exactly the API calls of operator/kubetrain_operator/kube.py and its
 kopf watches, the same whether granted by a ClusterRole or by a Role per watched namespace.
-operator/manifests/operator-rbac.yaml states the same table; tests/unit/chart/rbac_table.py
+operator/manifests/operator-rbac.yaml states the same table; tests/support/chart_rbac.py
 checks the chart against both.
 */}}
 {{- define "kubetrain.rules.application" -}}

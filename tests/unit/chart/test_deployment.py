@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from kubetrain_chart import VARIANTS, by_kind, render
+
+from kubetrain_operator.__main__ import parse_args
 
 
 def _deployment(values: dict | None = None) -> dict:
@@ -54,7 +57,15 @@ def test_args_say_what_to_watch() -> None:
         "--namespace=team-a",
         "--namespace=team-b",
     ]
-    assert args[0] == "--standalone"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_operator_accepts_the_args(variant: str) -> None:
+    """The chart's args parse with the operator's own argument parser."""
+    container = _container(VARIANTS[variant])
+    assert container["command"] == ["python", "-m", "kubetrain_operator"]
+    args = parse_args(container["args"])
+    assert args.all_namespaces == (variant != "namespaced")
 
 
 def test_image_defaults_to_the_app_version() -> None:

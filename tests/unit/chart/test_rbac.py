@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from chart_rbac import CLUSTER, CLUSTER_NAMESPACED_MODE, NAMESPACED
 from kubetrain_chart import CHART, ROOT, VARIANTS, by_kind, helm, render, template, values_args
-from rbac_table import CLUSTER, NAMESPACED
 
 ROLE_KINDS = ("Role", "ClusterRole")
 # Verbs that let a holder grant itself more than it has.
@@ -51,7 +51,7 @@ def test_namespaced_grants_the_table_in_each_namespace_only() -> None:
     for role in roles:
         assert _table(role) == NAMESPACED
     assert {r["metadata"]["name"]: _table(r) for r in by_kind(docs, "ClusterRole")} == {
-        "kubetrain-operator-kopf": CLUSTER
+        "kubetrain-operator-kopf": CLUSTER_NAMESPACED_MODE
     }
 
 
@@ -84,8 +84,9 @@ def test_every_rule_is_justified_by_a_comment(variant: str) -> None:
 def test_the_operators_own_manifest_states_the_same_table() -> None:
     """operator/manifests/operator-rbac.yaml is the operator engineer's statement of need."""
     path = ROOT / "operator" / "manifests" / "operator-rbac.yaml"
-    (role,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    assert _table(role) == NAMESPACED
+    roles = {d["metadata"]["name"]: _table(d) for d in yaml.safe_load_all(path.read_text()) if d}
+    assert roles["kubetrain-operator"] == NAMESPACED
+    assert roles["kubetrain-operator-framework"] == CLUSTER_NAMESPACED_MODE
 
 
 def test_a_service_account_named_like_a_trainer_is_refused() -> None:

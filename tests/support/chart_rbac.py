@@ -20,7 +20,9 @@ NAMESPACED: dict[tuple[str, str], frozenset[str]] = {
     ("", "events"): frozenset({"create"}),
 }
 
-# Always cluster-scoped: kopf's CRD observer (framework, not the operator's logic).
+# Always cluster-scoped, kopf's own (framework, not the operator's logic): its CRD observer.
 CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
+# Added when watching named namespaces: kopf's namespace observer (unused cluster-wide).
+CLUSTER_NAMESPACED_MODE = {**CLUSTER, ("", "namespaces"): frozenset({"list", "watch"})}
