@@ -4,7 +4,6 @@ a server-side dry-run, and the invalid corpus is rejected with the same field pa
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -34,19 +33,11 @@ RULE_MESSAGES = _rule_messages(build_crd())
 
 @pytest.fixture(scope="module")
 def crd_installed(control_plane: ControlPlane) -> ControlPlane:
-    assert control_plane.assets is not None
-    kubectl = [str(control_plane.assets / "kubectl"), "--kubeconfig", str(control_plane.kubeconfig)]
-    applied = subprocess.run(
-        [*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds" / CRD_FILENAME)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    applied = control_plane.kubectl(
+        "apply", "--server-side", "-f", str(ROOT / "crds" / CRD_FILENAME)
+    )
     assert applied.returncode == 0, f"the API server rejects crds/:\n{applied.stderr}"
-    waited = subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-         f"crd/{PLURAL}.{GROUP}"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert waited.returncode == 0, waited.stderr
+    control_plane.wait_crd_established(f"{PLURAL}.{GROUP}")
     return control_plane
 
 
