@@ -279,3 +279,11 @@ def test_removing_everything(cluster: ControlPlane, user: User) -> None:
     user.run(DELETE_JOBS, timeout=60)
     user.run(DELETE_CRD, timeout=60)
     assert "trainingjobs" not in user.run("kubectl api-resources --api-group=kubetrain.io")
+
+
+def test_the_kustomize_base_installs_and_runs(cluster: ControlPlane, user: User) -> None:
+    """docs/gitops.md's `kubectl apply -k`: the same operator, without Helm."""
+    user.run("kubectl apply --server-side -k deploy/kustomize/base", timeout=60)
+    user.run(ROLLOUT, timeout=150)
+    assert granted(cluster, NS, SA, "default") == _expected(namespaced_mode=False)
+    user.run("kubectl delete -k deploy/kustomize/base --wait=false", timeout=60)
