@@ -21,14 +21,19 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def job_dict(spec: dict[str, Any] | None = None, name: str = "t") -> dict[str, Any]:
     base = {
-        "dataset": {"type": "synthetic",
-                    "synthetic": {"task": "classification", "samples": 512, "features": 8,
-                                  "classes": 3}},
+        "dataset": {
+            "type": "synthetic",
+            "synthetic": {"task": "classification", "samples": 512, "features": 8, "classes": 3},
+        },
         "model": {"type": "mlp", "mlp": {"hidden": [16]}},
         "training": {"maxSteps": 10, "globalBatchSize": 16, "logging": {"everySteps": 5}},
     }
-    return {"apiVersion": "kubetrain.io/v1alpha1", "kind": "TrainingJob",
-            "metadata": {"name": name}, "spec": merge(base, spec or {})}
+    return {
+        "apiVersion": "kubetrain.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": merge(base, spec or {}),
+    }
 
 
 def make_job(spec: dict[str, Any] | None = None, name: str = "t") -> TrainingJob:

@@ -99,3 +99,18 @@ def test_run_dir_layout(tmp_path: Path) -> None:
 
     trained = load_trained(run_dir)
     assert trained.shapes.num_outputs == 3 and not trained.model.training
+
+
+def test_early_stopping_and_save_best(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    job = write_job(tmp_path / "j.yaml", job_dict({
+        "training": {"maxSteps": 200, "eval": {"everySteps": 2, "metrics": ["accuracy"]},
+                     # An improvement must beat the best by 10 nats: the second eval cannot.
+                     "earlyStopping": {"metric": "valLoss", "patience": 1, "minDelta": 10.0}},
+        "checkpoint": {"saveBest": {"metric": "accuracy", "mode": "max"}},
+    }))
+    r = kubetrain("run", job, "--run-dir", run_dir, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((run_dir / "model" / "meta.json").read_text())
+    assert meta["reason"] == "early_stopped" and meta["steps"] == 4
+    assert (run_dir / "checkpoints" / "best" / "manifest.json").is_file()

@@ -57,3 +57,45 @@ def test_gpt_accumulation_is_normalised_per_token() -> None:
     with torch.no_grad():
         want = torch.nn.functional.cross_entropy(model(x).reshape(-1, 11), y.reshape(-1))
     assert abs(loss_full - float(want)) < 1e-5 and abs(loss_acc - loss_full) < 1e-5
+
+
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTArgs(layers=2, heads=2, width=16, context=8), 11)
+    x, y = torch.randint(0, 11, (3, 8)), torch.randint(0, 11, (3, 8))
+    plain, _ = _step(model, [(x, y)], "cross_entropy", 24)
+    model.activation_checkpointing = True
+    recomputed, _ = _step(model, [(x, y)], "cross_entropy", 24)
+    _assert_same(plain, recomputed)
+
+
+def test_bf16_autocast_on_cpu_trains_close_to_fp32() -> None:
+    from kubetrain.trainer.step import autocast_for
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+    x, y = torch.randn(64, 6), torch.randint(0, 3, (64,))
+    opt = build_optimizer(model, Optimizer())
+    fp32 = accumulate_gradients(model, opt, [(x, y)], summed_loss("cross_entropy"), 64.0)
+    opt.zero_grad()
+    bf16 = accumulate_gradients(model, opt, [(x, y)], summed_loss("cross_entropy"), 64.0,
+                                autocast=autocast_for(torch.device("cpu"), "bf16-mixed"))
+    assert abs(float(fp32) - float(bf16)) < 2e-2 and float(bf16) != float(fp32)
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+def test_evaluation_beats_between_batches() -> None:
+    from kubetrain.data.splitdata import TensorSplit
+    from kubetrain.metrics.evaluation import EvalSums
+    from kubetrain.trainer.loop import evaluate_split
+
+    model = nn.Linear(4, 2)
+    split = TensorSplit(torch.randn(50, 4), torch.randint(0, 2, (50,)))
+    beats: list[int] = []
+    loss, m = evaluate_split(model, split, summed_loss("cross_entropy"),
+                             EvalSums("classification", 2), ["accuracy"], batch_size=8,
+                             beat=lambda: beats.append(1))
+    assert len(beats) == 7 and 0 <= m["accuracy"] <= 1  # ceil(50 / 8) batches
+    with torch.no_grad():
+        want = torch.nn.functional.cross_entropy(model(split.x), split.y)
+    assert abs(loss - float(want)) < 1e-5

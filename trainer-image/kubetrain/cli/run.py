@@ -42,16 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
     worker = torchrun_env()
     if worker is None:
-        from kubetrain.data.errors import DataError
         from kubetrain.trainer.launch import LaunchError, run_torchrun, topology
-        from kubetrain.trainer.session import plan_for
 
-        spec = job.spec
+        par = job.spec.parallelism
         try:
-            plan = plan_for(job)
-            procs = (plan.world_size or 1) // spec.parallelism.nodes
-            top = topology(spec.parallelism.nodes, procs, spec.parallelism.master_port)
-        except (LaunchError, DataError) as e:
+            top = topology(par.nodes, _procs_here(par.procs_per_node), par.master_port)
+        except LaunchError as e:
             return _finish(ExitCode.INVALID, str(e))
         if top.world > 1:
             argv = ["run", str(Path(args.file).resolve()), "--run-dir", str(run_dir),
@@ -60,10 +56,19 @@ def run(args: argparse.Namespace) -> int:
                 argv.append("--no-progress")
             if args.debug:
                 argv.insert(0, "--debug")
-            code, reason = run_torchrun(top, argv)
+            code, reason = run_torchrun(top, argv, run_dir / ".exit")
             return _finish(code, reason, print_reason=False)
     rank = worker[0] if worker else 0
     return _train_here(job, run_dir, base, args, rank)
+
+
+def _procs_here(procs: int | str) -> int:
+    """Processes on this node; torch (slow to import) is loaded only to count GPUs for auto."""
+    if procs != "auto":
+        return int(procs)
+    from kubetrain.trainer.session import gpus_here
+
+    return max(gpus_here(), 1)
 
 
 def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace,

@@ -48,6 +48,8 @@ class BatchOrder:
         """This rank's micro-batches of step `step`: a contiguous block of the global batch."""
         idx = self.global_indices(step)
         per_rank = self.global_batch // world
+        if per_rank == micro and world == 1:
+            return [idx]
         mine = idx[rank * per_rank:(rank + 1) * per_rank]
         return [mine[i:i + micro] for i in range(0, per_rank, micro)]
 

@@ -20,7 +20,7 @@ class TensorSplit:
 
     def batch(self, idx: np.ndarray, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         i = torch.from_numpy(idx)
-        return self.x[i], self.y[i]
+        return self.x.index_select(0, i), self.y.index_select(0, i)
 
     def to(self, device: torch.device) -> TensorSplit:
         return TensorSplit(self.x.to(device), self.y.to(device))

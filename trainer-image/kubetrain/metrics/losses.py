@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,17 @@ import torch.nn.functional as F
 IGNORE = -100
 """Target id that contributes neither loss nor count (padding)."""
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class LossFn(Protocol):
+    """(output, target) → loss summed over samples (tokens for lm), or their mean."""
+
+    mean_is_sum_over_count: bool
+    """True when reduction "mean" equals the sum divided by the number of targets (no class
+    weights), so one micro-batch holding the whole normaliser can skip a multiply."""
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "sum"
+                 ) -> torch.Tensor: ...
 
 
 def loss_kind(task: str, configured: str) -> str:
@@ -20,22 +30,24 @@ def loss_kind(task: str, configured: str) -> str:
 
 
 def summed_loss(kind: str, class_weights: torch.Tensor | None = None) -> LossFn:
-    """(output, target) → the loss summed over samples (tokens for lm), not averaged."""
-    if kind == "cross_entropy":
-        def ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), y.reshape(-1),
-                                   weight=class_weights, ignore_index=IGNORE, reduction="sum")
-        return ce
-    if kind == "bce":
-        def bce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.binary_cross_entropy_with_logits(out.reshape(-1).float(), y.float(),
-                                                      reduction="sum")
-        return bce
-    if kind == "huber":
-        return lambda out, y: F.huber_loss(out.reshape(-1).float(), y, reduction="sum")
-    return lambda out, y: F.mse_loss(out.reshape(-1).float(), y, reduction="sum")
+    """The loss; summed by default (the loop divides by the global batch's count itself)."""
 
+    def ce(out: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        if out.dim() > 2:  # (B, T, V) → (B·T, V)
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(out.float(), y, weight=class_weights, ignore_index=IGNORE,
+                               reduction=reduction)
 
-def target_count(y: torch.Tensor, task: str) -> int:
-    """What the loss is normalised by: samples, or non-ignored tokens for lm."""
-    return int((y != IGNORE).sum()) if task == "lm" else len(y)
+    def bce(out: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out.reshape(-1).float(), y.float(),
+                                                  reduction=reduction)
+
+    def huber(out: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        return F.huber_loss(out.reshape(-1).float(), y, reduction=reduction)
+
+    def mse(out: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        return F.mse_loss(out.reshape(-1).float(), y, reduction=reduction)
+
+    fn = {"cross_entropy": ce, "bce": bce, "huber": huber}.get(kind, mse)
+    fn.mean_is_sum_over_count = class_weights is None  # type: ignore[attr-defined]
+    return fn  # type: ignore[return-value]

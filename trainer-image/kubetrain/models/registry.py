@@ -60,6 +60,7 @@ def _imported(m: ModelSpec, shapes: DataShapes) -> nn.Module:
             factory = getattr(factory, part)
     except (ImportError, AttributeError) as e:
         raise ModelError(f"model.import {m.import_}: {e}") from None
+    args = m.args or {}
     offered = {"input_shape": shapes.input_shape, "num_outputs": shapes.num_outputs,
                "task": shapes.task, "dropout": m.dropout}
     params = inspect.signature(factory).parameters

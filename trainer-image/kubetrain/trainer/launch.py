@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,25 +56,30 @@ def torchrun_command(top: Topology, worker_args: list[str]) -> list[str]:
             "-m", "kubetrain", *worker_args]
 
 
-def run_torchrun(top: Topology, worker_args: list[str]) -> tuple[int, str]:
-    """Run the workers; returns the most specific exit code any rank reported, and its reason."""
-    with tempfile.TemporaryDirectory(prefix="kubetrain-exit-") as exit_dir:
-        env = {**os.environ, EXIT_DIR_ENV: exit_dir}
-        for key in ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
-                    "PET_MASTER_PORT"):
-            env.pop(key, None)  # the command line says it; torchrun would reread these
-        proc = subprocess.Popen(torchrun_command(top, worker_args), env=env)
+def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple[int, str]:
+    """Run the workers; returns the most specific exit code any rank reported, and its reason.
 
-        def forward(signum: int, _frame: object) -> None:
-            proc.send_signal(signum)
+    `exit_dir` (in the run directory, so a killed launcher leaves nothing elsewhere) is emptied
+    first: codes of an earlier attempt must not count.
+    """
+    shutil.rmtree(exit_dir, ignore_errors=True)
+    exit_dir.mkdir(parents=True)
+    env = {**os.environ, EXIT_DIR_ENV: str(exit_dir)}
+    for key in ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
+                "PET_MASTER_PORT"):
+        env.pop(key, None)  # the command line says it; torchrun would reread these
+    proc = subprocess.Popen(torchrun_command(top, worker_args), env=env)
 
-        old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            rc = proc.wait()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        return worst_exit(Path(exit_dir), rc)
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return worst_exit(exit_dir, rc)
 
 
 # Most specific first: a rank's own verdict beats torchrun's generic failure.

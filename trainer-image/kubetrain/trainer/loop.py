@@ -89,6 +89,7 @@ class Trainer:
         tokens = parts.train.seq_len if hasattr(parts.train, "seq_len") else None
         self.tokens_per_sample: int | None = tokens
         self.eval_metrics = list(spec.training.eval.metrics)
+        self.pin = spec.dataset.loader.pin_memory and ctx.device.type == "cuda"
 
     # -- one step -------------------------------------------------------------------------
     def _micro_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -97,7 +98,10 @@ class Trainer:
         out = []
         for k, idx in enumerate(order.rank_micro_batches(step, ctx.rank, ctx.world, self.micro)):
             x, y = self.p.train.batch(idx, epoch)
-            x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+            if x.device != ctx.device:
+                if self.pin:  # page-locked host memory lets the copy overlap compute
+                    x, y = x.pin_memory(), y.pin_memory()
+                x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             if self.p.augment is not None:
                 # Seeded by position, not by a running RNG: resume and world size keep it.
                 g = torch.Generator().manual_seed(
@@ -131,8 +135,7 @@ class Trainer:
                                 warmup_steps=min(WARMUP_STEPS, max(self.total - step - 1, 0)),
                                 global_batch=self.p.order.global_batch,
                                 tokens_per_sample=self.tokens_per_sample, device=self.ctx.device)
-        loss_acc = torch.zeros((), device=self.ctx.device)
-        steps_acc = 0
+        step_losses: list[torch.Tensor] = []  # device tensors: summed only when logging
         outcome = Outcome("finished", step)
         while step < self.total:
             if self._should_stop():
@@ -140,16 +143,14 @@ class Trainer:
                 return Outcome("interrupted", step)
             log_now = (step + 1) % log_every == 0 or step + 1 == self.total
             loss, norm = self.train_step(step, want_norm=log_now)
-            loss_acc += loss  # stays on the device: no host sync between logging steps
-            steps_acc += 1
+            step_losses.append(loss)  # no host sync between logging steps
             step += 1
             self.state.step = step
             self.reporter.beat(step)
             self.meter.step_done(step)
             if log_now:
-                self._log(step, loss_acc / steps_acc, norm)
-                loss_acc.zero_()
-                steps_acc = 0
+                self._log(step, torch.stack(step_losses).mean(), norm)
+                step_losses.clear()
             if (eval_every and (step % eval_every == 0 or step == self.total)) or (
                     step == self.total and len(self.p.val)):
                 outcome = self._evaluate(step)

@@ -93,7 +93,7 @@ def train(job: TrainingJob, run_dir: Path, *, base: Path | None = None,
     optimizer = build_optimizer(model, spec.optimizer)
     schedule = Schedule(spec.scheduler, spec.optimizer.lr, total)
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16-mixed" else None
-    parts = _parts(job, data, model, optimizer, schedule, scaler, plan, ctx, flops)
+    parts = build_parts(job, data, model, optimizer, schedule, scaler, plan, ctx, flops)
 
     reporter = Reporter(_sinks(job, run_dir, total, console) if ctx.is_main else [],
                         total_steps=total, global_batch=plan.global_batch_size or 0,
@@ -130,10 +130,11 @@ def train(job: TrainingJob, run_dir: Path, *, base: Path | None = None,
     return ExitCode.INTERRUPTED if outcome.reason == "interrupted" else ExitCode.SUCCEEDED
 
 
-def _parts(job: TrainingJob, data: DataBundle, model: torch.nn.Module,
-           optimizer: torch.optim.Optimizer, schedule: Schedule,
-           scaler: torch.amp.GradScaler | None, plan: Plan, ctx: DistContext,
-           flops: float | None) -> Parts:
+def build_parts(job: TrainingJob, data: DataBundle, model: torch.nn.Module,
+                optimizer: torch.optim.Optimizer, schedule: Schedule,
+                scaler: torch.amp.GradScaler | None, plan: Plan, ctx: DistContext,
+                flops: float | None) -> Parts:
+    """What the loop trains with: loss (class weights), data order (oversampling), augment."""
     spec = job.spec
     task = data.shapes.task
     imbalance = spec.preprocessing.imbalance.strategy

@@ -1,0 +1,192 @@
+"""kubetrain's loop against a minimal hand-written PyTorch loop: same model, data, batch.
+
+    python bench/trainer_overhead.py [--steps 100] [--repeats 5] [--chunk 10] [--startup 3]
+
+Both loops start from the same initial weights and take turns of --chunk steps (ABBA order) in
+one process. Both set the lr from the same cosine schedule each step, clip gradients (gpt) and
+read the loss on the host every `logging.everySteps` steps. Rates are reported from CPU time
+(one thread: robust on a shared machine, where wall time also measures the neighbours) and from
+wall time. Also times `kubetrain run` to its first training step against `python -c "import
+torch"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.loader import load_job
+from kubetrain.data.build import DataBundle, build_data
+from kubetrain.data.splitdata import TensorSplit, TokenSplit
+from kubetrain.models.registry import build_model
+from kubetrain.optim.build import build_optimizer
+from kubetrain.optim.schedule import Schedule
+from kubetrain.reporting.reporter import Reporter
+from kubetrain.trainer.distributed import DistContext
+from kubetrain.trainer.loop import Trainer
+from kubetrain.trainer.session import build_parts, plan_for
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "gpt": ROOT / "examples/char-gpt-shakespeare.yaml",
+    "mlp": ROOT / "examples/quickstart.yaml",
+}
+
+
+class HandLoop:
+    """What one writes by hand: sample a batch, forward, backward, clip, step."""
+
+    def __init__(self, job: TrainingJob, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                 schedule: Schedule, data: object, lm: bool):
+        t = job.spec.training
+        self.model, self.opt, self.schedule, self.lm = model, opt, schedule, lm
+        self.b, self.log_every, self.clip = (t.global_batch_size, t.logging.every_steps,
+                                             t.grad_clip_norm)
+        self.g = torch.Generator().manual_seed(0)
+        if lm:
+            self.tokens = torch.from_numpy(data.tokens.astype("int64"))  # type: ignore[attr-defined]
+            self.seq = data.seq_len  # type: ignore[attr-defined]
+        else:
+            self.x, self.y = data.x, data.y  # type: ignore[attr-defined]
+        self.step = 0
+        model.train()
+
+    def run(self, steps: int) -> None:
+        model, opt = self.model, self.opt
+        for _ in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = self.schedule.peak * self.schedule.factor(self.step)
+            if self.lm:
+                ix = torch.randint(len(self.tokens) - self.seq - 1, (self.b,), generator=self.g)
+                x = torch.stack([self.tokens[i:i + self.seq] for i in ix])
+                y = torch.stack([self.tokens[i + 1:i + 1 + self.seq] for i in ix])
+                logits = model(x)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            else:
+                ix = torch.randint(len(self.x), (self.b,), generator=self.g)
+                loss = F.cross_entropy(model(self.x[ix]), self.y[ix])
+            loss.backward()
+            if self.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            self.step += 1
+            if self.step % self.log_every == 0:
+                loss.item()
+
+
+class KubetrainLoop:
+    """kubetrain's Trainer.fit with its real parts, minus sinks and checkpoints (file I/O)."""
+
+    def __init__(self, job: TrainingJob, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                 schedule: Schedule, data: DataBundle):
+        plan = plan_for(job, len(data.train))
+        ctx = DistContext()
+        parts = build_parts(job, data, model, opt, schedule, None, plan, ctx, None)
+        val = data.val
+        parts.val = (TokenSplit(val.tokens[:0], val.seq_len) if isinstance(val, TokenSplit)
+                     else TensorSplit(val.x[:0], val.y[:0]))
+        spec = job.spec.model_copy(deep=True)
+        spec.training.eval.every_steps = None
+        spec.checkpoint.every_steps = None
+        reporter = Reporter([], total_steps=0, global_batch=plan.global_batch_size or 1,
+                            train_samples=len(data.train))
+        self.trainer = Trainer(spec, parts, ctx, total_steps=0,
+                               micro_batch=plan.micro_batch_size or 1, reporter=reporter)
+
+    def run(self, steps: int) -> None:
+        self.trainer.total += steps
+        self.trainer.fit()
+
+
+def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]:
+    """Both loops advance `chunk` steps in turn (ABBA order) until each did steps × repeats;
+    the ratio is of the summed times, so load changes on a shared machine hit both alike."""
+    job = load_job(CONFIGS[name])
+    data = build_data(job.spec, base=ROOT)
+    torch.manual_seed(0)
+    model0 = build_model(job.spec.model, data.shapes)
+    loops = {}
+    for impl in ("hand", "kubetrain"):
+        model = copy.deepcopy(model0)
+        opt = build_optimizer(model, job.spec.optimizer)
+        schedule = Schedule(job.spec.scheduler, job.spec.optimizer.lr,
+                            job.spec.training.max_steps or steps)
+        loops[impl] = (HandLoop(job, model, opt, schedule, data.train, data.shapes.task == "lm")
+                       if impl == "hand" else KubetrainLoop(job, model, opt, schedule, data))
+    for loop in loops.values():  # warm-up, not timed
+        loop.run(chunk)
+    seconds = {"hand": 0.0, "kubetrain": 0.0}
+    cpu = {"hand": 0.0, "kubetrain": 0.0}
+    rounds = max(steps * repeats // chunk, 2)
+    for r in range(rounds):
+        order = ("hand", "kubetrain") if r % 2 == 0 else ("kubetrain", "hand")
+        for impl in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            loops[impl].run(chunk)
+            seconds[impl] += time.perf_counter() - t0
+            cpu[impl] += time.process_time() - c0
+    total = rounds * chunk
+    hand, kt = total / cpu["hand"], total / cpu["kubetrain"]
+    wall_hand, wall_kt = total / seconds["hand"], total / seconds["kubetrain"]
+    return {"hand_steps_per_s": hand, "kubetrain_steps_per_s": kt, "ratio": kt / hand,
+            "wall_hand_steps_per_s": wall_hand, "wall_kubetrain_steps_per_s": wall_kt,
+            "wall_ratio": wall_kt / wall_hand}
+
+
+def startup(repeats: int) -> dict[str, float]:
+    """Seconds from launching `kubetrain run` to its first training step, vs importing torch."""
+    torch_s, first_s = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        torch_s.append(time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory() as tmp:
+            run_dir = Path(tmp) / "run"
+            t0 = time.time()
+            subprocess.run([sys.executable, "-m", "kubetrain", "run", str(CONFIGS["mlp"]),
+                            "--run-dir", str(run_dir), "--no-progress",
+                            "--set", "spec.training.maxSteps=1"], check=True, cwd=ROOT,
+                           capture_output=True)
+            first = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+            stamp = datetime.datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
+            first_s.append(stamp.timestamp() - t0)
+    return {"import_torch_s": statistics.median(torch_s),
+            "kubetrain_first_step_s": statistics.median(first_s)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--startup", type=int, default=3, help="startup repeats (0 skips)")
+    p.add_argument("--configs", nargs="*", default=list(CONFIGS))
+    p.add_argument("--chunk", type=int, default=10, help="steps per turn")
+    args = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name in args.configs:
+        r = compare(name, args.steps, args.repeats, args.chunk)
+        print(f"{name:>4}: CPU time: hand {r['hand_steps_per_s']:8.1f} steps/s  kubetrain "
+              f"{r['kubetrain_steps_per_s']:8.1f} steps/s  ratio {r['ratio']:.3f}   |   wall:"
+              f" {r['wall_hand_steps_per_s']:.1f} vs {r['wall_kubetrain_steps_per_s']:.1f}"
+              f" steps/s  ratio {r['wall_ratio']:.3f}", flush=True)
+    if args.startup:
+        s = startup(args.startup)
+        print(f"startup: import torch {s['import_torch_s']:.2f} s   kubetrain run → first step "
+              f"{s['kubetrain_first_step_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
