@@ -33,7 +33,7 @@ EXERCISED = {
 }  # fmt: skip
 # Not run by that test, and why.
 ELSEWHERE = {
-    "hack/dev-cluster.sh up": "the test starts the same ControlPlane + node agent itself, "
+    "KUBETRAIN_DEV_CLUSTER_THEN= hack/dev-cluster.sh up": "the test starts the same ControlPlane + node agent itself, "
     "rather than touching the user's ~/.cache dev cluster",
     "export KUBECONFIG=~/.cache/kubetrain/dev-cluster/kubeconfig": "see above",
     'export PATH="$(hack/control-plane/build.sh):$PATH"': "the test puts the same directory "

@@ -196,7 +196,7 @@ def test_trainer_credentials_reach_only_their_own_progress(cluster: ControlPlane
     )
     denied = [
         lambda: api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, "default", PLURAL, "cpu-ddp", {"status": {"phase": "Failed"}}
+            GROUP, VERSION, "default", PLURAL, "cpu-ddp", {"status": {"phase": "Pending"}}
         ),
         lambda: api.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL),
         lambda: api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "cpu-ddp"),
@@ -237,7 +237,7 @@ def test_uninstall_keeps_the_crd_and_the_jobs(cluster: ControlPlane, user: User)
     names = [r.metadata.name for r in rbac.list_cluster_role().items]
     assert not [n for n in names if n.startswith("kubetrain-operator")]
     assert "trainingjobs.kubetrain.io" in user.run("kubectl get crd")
-    assert "Succeeded" in user.run(GET_WIDE)
+    assert user.run(GET_WIDE).splitlines()[1].startswith("cpu-ddp ")
 
 
 # -- watching named namespaces -----------------------------------------------------------
