@@ -32,10 +32,13 @@ EXERCISED = {
     UPGRADE, UNINSTALL, DELETE_JOBS, DELETE_CRD, APPLY_CRD,
 }  # fmt: skip
 # Not run by that test, and why.
+_OWN_CLUSTER = (
+    "the test starts the same ControlPlane + node agent itself, rather than touching the "
+    "user's ~/.cache dev cluster"
+)
 ELSEWHERE = {
-    "KUBETRAIN_DEV_CLUSTER_THEN= hack/dev-cluster.sh up": "the test starts the same ControlPlane + node agent itself, "
-    "rather than touching the user's ~/.cache dev cluster",
-    "export KUBECONFIG=~/.cache/kubetrain/dev-cluster/kubeconfig": "see above",
+    "KUBETRAIN_DEV_CLUSTER_THEN= hack/dev-cluster.sh up": _OWN_CLUSTER,
+    "export KUBECONFIG=~/.cache/kubetrain/dev-cluster/kubeconfig": _OWN_CLUSTER,
     'export PATH="$(hack/control-plane/build.sh):$PATH"': "the test puts the same directory "
     "first on PATH",
 }
