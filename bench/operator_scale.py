@@ -104,7 +104,7 @@ def job(name: str, seconds: int) -> dict[str, Any]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--jobs", type=int, default=200)
-    p.add_argument("--seconds", type=int, default=60, help="how long each pod runs")
+    p.add_argument("--seconds", type=int, default=120, help="how long each pod runs")
     p.add_argument("--workers", type=int, default=4)
     args = p.parse_args()
     with ControlPlane() as cp:
@@ -150,7 +150,11 @@ def main() -> int:
 
             wait_for(lambda: pods() >= args.jobs, 600, 0.5, "all pods")
             all_pods = time.monotonic() - start
-            wait_for(lambda: phases().get("Running", 0) == args.jobs, 600, 0.5, "all Running")
+            def started() -> bool:
+                counts = phases()
+                return counts.get("Running", 0) + counts.get("Succeeded", 0) == args.jobs
+
+            wait_for(started, 600, 0.5, "all Running (or done)")
             all_running = time.monotonic() - start
             before = sum(v for _, v in metrics(port)["kubetrain_api_requests_total"])
             window_start = time.monotonic()

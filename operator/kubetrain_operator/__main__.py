@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    controller = Controller(Reconciler(Kube(), metrics), workers=args.workers)
+    kube = Kube(on_request=metrics.api_requests.inc)
+    controller = Controller(Reconciler(kube, metrics), workers=args.workers)
     namespaces = [n for arg in args.namespace for n in arg.split(",") if n]
     kopf.run(
         registry=build_registry(controller),

@@ -50,7 +50,9 @@ class Controller:
             self._seen.pop(key, None)
             self.queue.forget(key)
             self.reconciler.forget(key)
+            self.reconciler.metrics.set_progress(key, None)
             return
+        self.reconciler.metrics.set_progress(key, (body.get("status") or {}).get("progress"))
         meta = body.get("metadata", {})
         # Progress updates (the trainer's, every few seconds) change nothing to decide on;
         # heartbeats are checked at their deadline by a timed requeue.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,9 +52,11 @@ def load_config() -> client.ApiClient:
 class Kube:
     """Typed-enough access to the few endpoints the operator needs."""
 
-    def __init__(self, api: client.ApiClient | None = None) -> None:
+    def __init__(
+        self, api: client.ApiClient | None = None, on_request: Callable[[], None] | None = None
+    ) -> None:
         self.api = api or load_config()
-        self.requests = 0  # for the request-rate metric
+        self.on_request = on_request or (lambda: None)  # the request-rate metric
 
     def _call(
         self,
@@ -63,7 +66,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        self.requests += 1
+        self.on_request()
         method, url, headers, body, post = self.api.param_serialize(
             method, path,
             query_params=query or [],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -29,6 +31,15 @@ class Metrics:
         self.api_requests = Counter(
             "kubetrain_api_requests_total", "Requests the reconciler sent", registry=r
         )
+        # Per job, from status.progress (what the dashboard plots); labels namespace, name.
+        self.progress = {
+            field: Gauge(f"kubetrain_job_{metric}", help_, ["namespace", "name"], registry=r)
+            for field, metric, help_ in (
+                ("loss", "loss", "Latest training loss"),
+                ("samplesPerSecond", "samples_per_second", "Steady-state samples/s"),
+                ("tokensPerSecond", "tokens_per_second", "Steady-state tokens/s"),
+            )
+        }
         self._phase: dict[tuple[str, str], str] = {}
         for phase in PHASES:
             self.jobs.labels(phase).set(0)
@@ -44,6 +55,16 @@ class Metrics:
             counts[p] = counts.get(p, 0) + 1
         for p, n in counts.items():
             self.jobs.labels(p).set(n)
+
+    def set_progress(self, key: tuple[str, str], progress: dict[str, Any] | None) -> None:
+        """Mirror a job's progress into the per-job gauges (None: the job is gone)."""
+        for field, gauge in self.progress.items():
+            value = (progress or {}).get(field)
+            if isinstance(value, int | float):
+                gauge.labels(*key).set(value)
+            elif progress is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*key)
 
     @contextmanager
     def reconcile_timer(self) -> Iterator[None]:

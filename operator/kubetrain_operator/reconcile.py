@@ -51,12 +51,8 @@ class Reconciler:
 
     def reconcile(self, key: Key) -> float | None:
         """Bring one job closer to its spec; returns when to look again (seconds) or None."""
-        before = self.kube.requests
-        try:
-            with self.metrics.reconcile_timer():
-                return self._reconcile(key)
-        finally:
-            self.metrics.api_requests.inc(self.kube.requests - before)
+        with self.metrics.reconcile_timer():
+            return self._reconcile(key)
 
     def _reconcile(self, key: Key) -> float | None:
         namespace, name = key
