@@ -3,67 +3,29 @@ per test (bound to the test's namespace)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from operator_helpers import CRD, POLICY, Jobs, Operator, kubectl
 
-from kubetrain_testenv import ControlPlane
-
-YAML11_BOOLS = {"y", "n", "yes", "no", "on", "off"}
-TYPES = {"string": str, "boolean": bool, "integer": int, "number": (int, float), "object": dict}
-
-
-def sanitized_crd(crd: dict[str, Any]) -> dict[str, Any]:
-    """Drop what the API server rejects: defaults of the wrong type, defaults of objects with
-    CEL rules (evaluated against the default itself), and the CEL rules (some do not compile).
-    The operator's behaviour does not depend on them."""
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "default" in node:
-                kind = TYPES.get(node.get("type", ""))
-                wrong = kind is not None and not isinstance(node["default"], kind)
-                # PyYAML writes "y" bare; the API server's YAML 1.1 reads it as a boolean.
-                wrong = wrong or str(node["default"]).lower() in YAML11_BOOLS
-                if wrong or (node.get("type") == "object" and "x-kubernetes-validations" in node):
-                    del node["default"]
-            node.pop("x-kubernetes-validations", None)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(crd)
-    return crd
+from kubetrain_testenv import ControlPlane, wait_for
 
 
 @pytest.fixture(scope="session")
-def kubetrain_installed(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> ControlPlane:
+def kubetrain_installed(control_plane: ControlPlane) -> ControlPlane:
     """The CRD (Established) and the trainer-progress admission policy."""
-    try:
-        kubectl(control_plane, "apply", "--server-side", "-f", str(CRD))
-    except AssertionError as e:
-        # Until crds/ passes the API server's own checks (reported to the API's owner), the
-        # operator is tested against a copy without what it rejects (see sanitized_crd).
-        warnings.warn(f"crds/ rejected by the API server; using a sanitized copy: {e}",
-                      stacklevel=1)
-        fixed = tmp_path_factory.mktemp("crd") / "crd.yaml"
-        fixed.write_text(yaml.safe_dump(sanitized_crd(yaml.safe_load(CRD.read_text()))))
-        kubectl(control_plane, "apply", "--server-side", "-f", str(fixed))
+    kubectl(control_plane, "apply", "--server-side", "-f", str(CRD))
     kubectl(control_plane, "apply", "--server-side", "-f", str(POLICY))
-    kubectl(
-        control_plane, "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/trainingjobs.kubetrain.io",
-    )  # fmt: skip
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainingjobs.kubetrain.io"
+
+    def established() -> bool:
+        conditions = control_plane.request("GET", path).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, 60, what="the CRD to be Established")
     return control_plane
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,12 @@ class Operator:
         self.metrics_port = 0
 
     def start(self) -> Operator:
-        self.metrics_port = free_port()
+        self.metrics_port, self.health_port = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubetrain_operator", "--namespace", self.namespace,
-                 "--metrics-port", str(self.metrics_port), "--health-port", str(free_port()),
+                 "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
                  "--log-format", "plain"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
@@ -75,10 +76,12 @@ class Operator:
                 self.kill()
 
     def metrics(self) -> str:
-        import urllib.request
-
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
             return r.read().decode()
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz") as r:
+            return r.status == 200
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

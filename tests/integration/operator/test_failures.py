@@ -128,4 +128,7 @@ def test_operator_restart_mid_run_creates_no_duplicates(
     assert status["restarts"] == 0
     assert status["progress"]["step"] == 300 > step_before
     assert status["startTime"]  # kept from before the restart
-    assert "kubetrain_jobs" in operator.metrics()
+    text = operator.metrics()
+    assert 'kubetrain_jobs{phase="Succeeded"} 1.0' in text
+    assert "kubetrain_reconcile_duration_seconds_count" in text
+    assert operator.healthy()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from operator_helpers import Jobs, Operator, cpu_job, kill_pod_processes, kubectl, until
 
 from kubetrain_testenv import ControlPlane
@@ -36,7 +37,9 @@ def job(name: str, tmp_path: Path, **spec: Any) -> dict[str, Any]:
 def test_cpu_example_succeeds_with_live_progress(
     kubetrain_installed: ControlPlane, operator: Operator, jobs: Jobs, tmp_path: Path
 ):
-    jobs.create(job("cpu-ddp", tmp_path))
+    manifest = tmp_path / "cpu-cluster.yaml"
+    manifest.write_text(yaml.safe_dump(job("cpu-ddp", tmp_path)))
+    kubectl(kubetrain_installed, "apply", "-n", jobs.namespace, "-f", str(manifest))
     running: list[dict[str, Any]] = []
     table: list[str] = []
 
