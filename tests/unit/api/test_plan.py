@@ -62,3 +62,18 @@ def test_epochs_become_steps_once_the_training_split_is_known() -> None:
     assert resolve_plan(s, train_samples=1000).total_steps == 3 * (1000 // 64)
     with pytest.raises(PlanError, match="larger than the training split"):
         resolve_plan(s, train_samples=10)
+
+
+def test_progress_is_written_with_readable_numbers() -> None:
+    from kubetrain.api.status import Progress
+
+    progress = Progress(
+        step=50, loss=0.05378969758749008, samples_per_second=1651.2209310738651,
+        metrics={"r2": 0.9764954861508021}, history=[{"step": 50, "valLoss": 0.023725991994142534}],
+    )  # fmt: skip
+    shown = progress.to_yaml_dict()
+    assert shown["loss"] == 0.05379
+    assert shown["samplesPerSecond"] == 1651.2
+    assert shown["metrics"] == {"r2": 0.97650}
+    assert shown["history"] == [{"step": 50, "valLoss": 0.023726}]
+    assert progress.loss == 0.05378969758749008  # the value itself is kept for computations

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from kubetrain.api.base import KubeModel
 
 Phase = Literal["Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed", "Suspended"]
 HISTORY_LIMIT = 100
+SIGNIFICANT_DIGITS = 5
+
+
+def readable(value: float | None) -> float | None:
+    """A measurement rounded to 5 significant digits: `kubectl get` shows 0.053790, not
+    0.05378969758749008, and float noise carries no information."""
+    if value is None or value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
 class Condition(KubeModel):
@@ -29,6 +39,10 @@ class HistoryPoint(KubeModel):
     step: int
     loss: float | None = None
     val_loss: float | None = None
+
+    @field_serializer("loss", "val_loss")
+    def _readable(self, value: float | None) -> float | None:
+        return readable(value)
 
 
 class CheckpointRef(KubeModel):
@@ -63,6 +77,23 @@ class Progress(KubeModel):
     """RFC 3339 time of the trainer's last sign of life."""
     history: list[HistoryPoint] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     """Loss curve, thinned to at most 100 points."""
+
+    @field_serializer(
+        "epoch",
+        "percent",
+        "loss",
+        "val_loss",
+        "samples_per_second",
+        "tokens_per_second",
+        "step_time_ms",
+        "warmup_seconds",
+    )
+    def _readable(self, value: float | None) -> float | None:
+        return readable(value)
+
+    @field_serializer("metrics")
+    def _readable_metrics(self, value: dict[str, float]) -> dict[str, float | None]:
+        return {k: readable(v) for k, v in value.items()}
 
 
 class Replicas(KubeModel):
