@@ -124,12 +124,12 @@ class Kube:
         )
         return list(answer.get("items") or [])
 
-    def delete_pod(self, namespace: str, pod: PodRef) -> None:
+    def delete_pod(self, namespace: str, pod: PodRef, grace_seconds: int | None = None) -> None:
         """Delete one pod with its grace period (SIGTERM: the trainer checkpoints first)."""
-        self._delete(
-            f"/api/v1/namespaces/{namespace}/pods/{pod.name}",
-            {"preconditions": {"uid": pod.uid}},
-        )
+        body: Obj = {"preconditions": {"uid": pod.uid}}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
+        self._delete(f"/api/v1/namespaces/{namespace}/pods/{pod.name}", body)
 
     def _delete(self, path: str, body: Obj) -> None:
         try:

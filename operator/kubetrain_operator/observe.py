@@ -37,6 +37,8 @@ class ObservedPod:
     generation: int
     phase: str = "Pending"
     deleting: bool = False
+    # deletionTimestamp: when the grace period ends and the kubelet should have killed it.
+    grace_ends: datetime | None = None
     created: datetime | None = None
     running: bool = False
     exit_code: int | None = None
@@ -78,6 +80,7 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
         generation=int(labels.get(LABEL_GENERATION, 0)),
         phase=status.get("phase") or "Pending",
         deleting=bool(meta.get("deletionTimestamp")),
+        grace_ends=parse_time(meta.get("deletionTimestamp")),
         created=parse_time(meta.get("creationTimestamp")),
         running="running" in state,
         exit_code=terminated.get("exitCode"),

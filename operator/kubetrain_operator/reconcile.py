@@ -91,6 +91,9 @@ class Reconciler:
         ns = meta.namespace
         for ref in d.delete:
             self.kube.delete_pod(ns, ref)
+        for ref in d.force_delete:
+            log.warning("%s/%s: force-deleting %s (overdue)", ns, meta.name, ref.name)
+            self.kube.delete_pod(ns, ref, grace_seconds=0)
         if d.create:
             assert job.spec is not None
             generation = int(d.status["restarts"])

@@ -36,6 +36,9 @@ PHASE_CONDITIONS = {
 }
 INVALID_REASONS = ("InvalidSpec", "InvalidPodTemplate")
 MAX_BACKOFF = 600.0
+# A pod still there this long after its grace period ended has no kubelet to finish it (node
+# lost): it is force-deleted, since its stable name blocks the group's next generation.
+OVERDUE_SECONDS = 60.0
 # Re-check active jobs at least this often, whatever else happens.
 RESYNC_SECONDS = 60.0
 WARNING_PHASES = frozenset({"Failed", "Restarting"})
@@ -64,6 +67,7 @@ class Decision:
     status: Obj
     create: list[int] = field(default_factory=list)
     delete: list[PodRef] = field(default_factory=list)
+    force_delete: list[PodRef] = field(default_factory=list)
     delete_job: bool = False
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
@@ -173,6 +177,11 @@ class _Machine:
             if not p.deleting and ref not in self.d.delete:
                 self.d.delete.append(ref)
 
+    def _force_overdue(self, pods: list[ObservedPod]) -> None:
+        for p in pods:
+            if p.grace_ends and (self.now - p.grace_ends).total_seconds() > OVERDUE_SECONDS:
+                self.d.force_delete.append(PodRef(p.name, p.uid))
+
     def since(self, value: str | None) -> float | None:
         t = parse_time(value)
         return None if t is None else (self.now - t).total_seconds()
@@ -199,11 +208,13 @@ class _Machine:
             return
         if self.stale:  # the previous generation must be gone before the next starts
             self.delete(self.stale)
+            self._force_overdue(self.stale)
             self.d.requeue(RESYNC_SECONDS)
             return
         if self.status["phase"] in ("Pending", "Restarting") and any(
             p.deleting for p in self.current
         ):  # pods removed by a suspend: names are reused, so wait until they are gone
+            self._force_overdue(self.current)
             self.d.requeue(RESYNC_SECONDS)
             return
         failure = self._failure()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -296,3 +297,13 @@ def test_crash_message_prefers_the_error_line_of_a_log_tail():
     state = job("Running", conditions=RUNNING)
     d = decide(state, [pod(0), pod(1, "Failed", exit_code=1, exit_message=tail)], NOW)
     assert d.status["message"] == "demo-worker-1 exited with code 1: RuntimeError: NCCL timeout"
+
+
+def test_pods_stuck_terminating_are_force_deleted_once_overdue():
+    state = job("Restarting", restarts=1, conditions=[cond("Restarting", since=300)])
+    lost = pod(0, "Unknown", deleting=True, grace_ends=NOW - timedelta(seconds=61))
+    ending = pod(1, "Running", deleting=True, grace_ends=NOW - timedelta(seconds=5))
+
+    d = decide(state, [lost, ending], NOW)
+
+    assert d.force_delete == refs((0, 0)) and d.delete == [] and d.create == []
