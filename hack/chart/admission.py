@@ -3,7 +3,7 @@
 operator/manifests/ holds the ValidatingAdmissionPolicy and its binding that limit trainer
 pods to `status.progress` of their own job. The chart ships the same objects, with names
 prefixed by the release (cluster-scoped objects of two releases must not collide) and the
-chart's labels; tests/unit/chart/test_admission.py checks they are otherwise identical.
+chart's labels; tests/unit/chart/test_chart_admission.py checks they are otherwise identical.
 Names become `<fullname>-<name without "kubetrain-">`: unchanged for a release named kubetrain.
 """
 

@@ -7,7 +7,7 @@ from typing import Any
 
 # Series the operator exports (operator/kubetrain_operator/metrics.py): jobs by phase, and per
 # job (labels namespace, name) the latest loss and throughput from status.progress.
-# tests/unit/chart/test_dashboard.py checks the operator registers each name.
+# tests/unit/chart/test_chart_dashboard.py checks the operator registers each name.
 JOBS_BY_PHASE = "kubetrain_jobs"
 JOB_LOSS = "kubetrain_job_loss"
 JOB_SAMPLES_PER_SECOND = "kubetrain_job_samples_per_second"

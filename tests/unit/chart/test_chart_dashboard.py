@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from kubetrain_chart import CHART
 
 from kubetrain_operator.metrics import Metrics
@@ -27,11 +26,6 @@ def test_dashboard_shows_phases_loss_and_throughput() -> None:
     assert any("/s" in t for t in titles)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator does not export per-job gauges yet (kubetrain_job_loss, "
-    "kubetrain_job_samples_per_second, kubetrain_job_tokens_per_second); requested in issue 7",
-)
 def test_every_series_is_exported_by_the_operator() -> None:
     registered = {s.name for metric in Metrics().registry.collect() for s in metric.samples} | {
         metric.name for metric in Metrics().registry.collect()
