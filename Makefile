@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV = $(shell hack/venv.sh)
 
-.PHONY: help run test unit lint fmt crds check-crds dev-cluster dev-cluster-down bench clean
+.PHONY: help run test unit lint fmt crds chart dev-cluster dev-cluster-down e2e-kind bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,11 +26,17 @@ fmt: ## ruff format + fix imports
 crds: ## regenerate crds/ and the chart's CRDs from the models
 	$(VENV)/bin/kubetrain crd --write .
 
+chart: ## regenerate the chart's values, schema, Chart.yaml, admission policy and kustomize base
+	$(VENV)/bin/python hack/chart/generate.py
+
 dev-cluster: ## start a local control plane, node agent and operator (development only)
 	bash hack/dev-cluster.sh up
 
 dev-cluster-down: ## stop it
 	bash hack/dev-cluster.sh down
+
+e2e-kind: ## end-to-end on kind (needs Docker and kind; not run by make test)
+	bash tests/e2e/kind/run.sh
 
 bench: ## benchmarks (see docs/benchmarks.md)
 	$(VENV)/bin/python bench/trainer_overhead.py

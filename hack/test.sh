@@ -12,6 +12,8 @@ assets=$(hack/control-plane/build.sh)
 export KUBETRAIN_ASSETS="$assets"
 echo "== control plane binaries: $assets"
 
+bash hack/test-deps.sh  # system packages some tests need (lua5.4 for the Argo CD health check)
+
 echo "== ruff"
 ruff check .
 
