@@ -25,12 +25,15 @@ from kubetrain_operator.status import (
     Event,
     JobState,
     changed_fields,
+    condition,
     decide,
     invalid,
+    set_condition,
 )
 
 log = logging.getLogger("kubetrain_operator")
 Key = tuple[str, str]
+RECONCILE_ERROR = "ReconcileError"
 
 
 def _now() -> datetime:
@@ -52,14 +55,35 @@ class Reconciler:
     def reconcile(self, key: Key) -> float | None:
         """Bring one job closer to its spec; returns when to look again (seconds) or None."""
         with self.metrics.reconcile_timer():
-            return self._reconcile(key)
+            seen: dict[str, Any] = {}
+            try:
+                return self._reconcile(key, seen)
+            except ApiException as e:
+                if "obj" in seen and e.status not in (404, 409):
+                    self._report(seen["obj"], e)
+                raise  # retried with back-off by the queue
 
-    def _reconcile(self, key: Key) -> float | None:
+    def _report(self, obj: dict[str, Any], error: ApiException) -> None:
+        """Say in the job's status why it does not progress (a quota, missing RBAC...)."""
+        status = obj.get("status") or {}
+        message = f"{error.status} {_api_message(error)}"[:1024]
+        conditions = set_condition(
+            status.get("conditions") or [], RECONCILE_ERROR, "True", "APIError", message,
+            self.clock(),
+        )  # fmt: skip
+        if conditions != status.get("conditions"):
+            meta = obj["metadata"]
+            with contextlib.suppress(ApiException):
+                self.kube.patch_job_status(meta["namespace"], meta["name"],
+                                           {"conditions": conditions})  # fmt: skip
+
+    def _reconcile(self, key: Key, seen: dict[str, Any]) -> float | None:
         namespace, name = key
         obj = self.kube.get_job(namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             self.forget(key)  # the garbage collector removes the children
             return None
+        seen["obj"] = obj
         meta = JobMeta.from_object(obj)
         status = obj.get("status") or {}
         spec, problems = validation.parse(obj)
@@ -107,6 +131,11 @@ class Reconciler:
                 reason = _api_message(e)
                 message = f"worker pod rejected: {reason}"
                 d = invalid(job, [], message, self.clock(), reason="InvalidPodTemplate")
+        error = condition(d.status, RECONCILE_ERROR)
+        if error is not None and error["status"] == "True":  # this pass got through
+            d.status["conditions"] = set_condition(
+                d.status["conditions"], RECONCILE_ERROR, "False", "Reconciled", "", self.clock()
+            )
         patch = changed_fields(job.status, d.status)
         if patch:
             self.kube.patch_job_status(ns, meta.name, patch)

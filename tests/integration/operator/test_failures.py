@@ -132,3 +132,26 @@ def test_operator_restart_mid_run_creates_no_duplicates(
     assert 'kubetrain_jobs{phase="Succeeded"} 1.0' in text
     assert "kubetrain_reconcile_duration_seconds_count" in text
     assert operator.healthy()
+
+
+def test_api_errors_show_in_status_and_clear(operator: Operator, jobs: Jobs, tmp_path: Path):
+    quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    jobs.core.create_namespaced_resource_quota(jobs.namespace, quota)
+    until(lambda: jobs.core.read_namespaced_resource_quota("no-pods", jobs.namespace).status.hard,
+          30, "the quota to be counted")  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    jobs.create(standin_job("quota", run, "ok", "10"))
+
+    def error() -> dict | None:
+        found = [c for c in jobs.status("quota").get("conditions", [])
+                 if c["type"] == "ReconcileError" and c["status"] == "True"]  # fmt: skip
+        return found[0] if found else None
+
+    stuck = until(error, 60, "a ReconcileError condition")
+    assert stuck["reason"] == "APIError" and "exceeded quota" in stuck["message"]
+
+    jobs.core.delete_namespaced_resource_quota("no-pods", jobs.namespace)
+    status = jobs.wait_phase("quota", "Succeeded", 120)
+
+    assert conditions(status)["ReconcileError"] == ("False", "Reconciled")
