@@ -66,8 +66,29 @@ def heartbeat_step(run_dir: Path) -> int:
         return -1
 
 
-def kill_group(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
-    os.killpg(proc.pid, sig)
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (Linux /proc)."""
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [d for k in kids for d in descendants(k)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def kill_launcher(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
+    """kill -9 the `kubetrain run` process alone: torchrun and every rank must die with it."""
+    below = descendants(proc.pid)
+    os.kill(proc.pid, sig)
+    proc.wait(30)
+    wait_for(lambda: not any(alive(p) for p in below), 30, "every rank to be gone")
 
 
 def metrics(run_dir: Path) -> list[dict[str, Any]]:

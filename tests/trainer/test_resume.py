@@ -16,7 +16,7 @@ import pytest
 import torch
 from trainer_cli import (
     final_params,
-    kill_group,
+    kill_launcher,
     kubetrain,
     losses,
     metrics,
@@ -99,8 +99,7 @@ def test_kill9_then_resume_continues_the_same_run(work: Path, reference_2proc: P
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     # After a checkpoint and some further steps: kill every process of the run at once.
     wait_for(lambda: _logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
-    kill_group(proc)
-    proc.wait(30)
+    kill_launcher(proc)
     assert _logged_step(run_dir) < STEPS
     r = kubetrain("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -129,8 +128,7 @@ def test_ddp_matches_one_process_and_resumes_with_another_world_size(
     job = _job(work, "plain")
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     wait_for(lambda: _logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
-    kill_group(proc)
-    proc.wait(30)
+    kill_launcher(proc)
     two = losses(run_dir)
     one = losses(reference_1proc)
     # Same global batch, same data order: the 2-process curve is the 1-process curve.
@@ -142,12 +140,18 @@ def test_ddp_matches_one_process_and_resumes_with_another_world_size(
     _assert_same_run(run_dir, reference_1proc, exact=False)
 
 
-def test_a_corrupt_newest_checkpoint_is_skipped(work: Path, reference_1proc: Path) -> None:
-    run_dir = work / "corrupt"
+@pytest.mark.parametrize("damage", ["truncated", "garbage of the same size"])
+def test_a_corrupt_newest_checkpoint_is_skipped(work: Path, reference_1proc: Path,
+                                                damage: str) -> None:
+    run_dir = work / f"corrupt-{damage.split()[0]}"
     shutil.copytree(reference_1proc / "checkpoints", run_dir / "checkpoints")
     newest, older = sorted((run_dir / "checkpoints").glob("step-*"))[::-1][:2]
-    with (newest / "optim.pt").open("r+b") as f:
-        f.truncate(100)
+    target = newest / "optim.pt"
+    if damage == "truncated":  # caught by the manifest's sizes
+        with target.open("r+b") as f:
+            f.truncate(100)
+    else:  # caught when loading
+        target.write_bytes(b"\0" * target.stat().st_size)
     job = _job(work, "plain", training={"maxSteps": STEPS + 5})
     r = kubetrain("run", job, "--run-dir", run_dir, "--no-progress")
     assert r.returncode == 0, r.stderr

@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
                 argv.insert(0, "--debug")
             code, reason = run_torchrun(top, argv, run_dir / ".exit")
             return _finish(code, reason, print_reason=False)
+    if worker is not None:
+        from kubetrain.trainer.launch import die_with_parent
+
+        die_with_parent()  # a rank must not outlive its torchrun
     rank = worker[0] if worker else 0
     return _train_here(job, run_dir, base, args, rank)
 

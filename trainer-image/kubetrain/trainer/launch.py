@@ -43,9 +43,21 @@ def topology(nodes: int, procs_per_node: int, master_port: int,
     nnodes = int(env.get("PET_NNODES", nodes))
     if nnodes != nodes:
         raise LaunchError(f"PET_NNODES={nnodes} but parallelism.nodes is {nodes}")
+    port = env.get("PET_MASTER_PORT")
+    if port is None and nnodes == 1:
+        # One node, no cluster: any free port works, and two local runs must not collide.
+        port = str(free_port())
     return Topology(nnodes, int(env.get("PET_NPROC_PER_NODE", procs_per_node)),
                     int(env.get("PET_NODE_RANK", 0)), env.get("PET_MASTER_ADDR", "127.0.0.1"),
-                    int(env.get("PET_MASTER_PORT", master_port)))
+                    int(port or master_port))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def torchrun_command(top: Topology, worker_args: list[str]) -> list[str]:
@@ -68,7 +80,8 @@ def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple
     for key in ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
                 "PET_MASTER_PORT"):
         env.pop(key, None)  # the command line says it; torchrun would reread these
-    proc = subprocess.Popen(torchrun_command(top, worker_args), env=env)
+    proc = subprocess.Popen(torchrun_command(top, worker_args), env=env,
+                            preexec_fn=die_with_parent)
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)
@@ -80,6 +93,20 @@ def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple
         for s, h in old.items():
             signal.signal(s, h)
     return worst_exit(exit_dir, rc)
+
+
+def die_with_parent() -> None:
+    """Linux: be killed when the parent dies, so a `kill -9` of the launcher (or of torchrun)
+    leaves no orphaned ranks that go on training and writing checkpoints."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 # Most specific first: a rank's own verdict beats torchrun's generic failure.

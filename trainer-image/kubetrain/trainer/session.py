@@ -68,7 +68,8 @@ def train(job: TrainingJob, run_dir: Path, *, base: Path | None = None,
     stop = stop or StopFlag()
     checkpointer = ckpt.Checkpointer(Path(spec.checkpoint.path or run_dir / "checkpoints"),
                                      spec.checkpoint.keep_last, ctx)
-    resume_from = _resume_point(spec.checkpoint.resume, checkpointer)
+    candidates = _resume_candidates(spec.checkpoint.resume, checkpointer)
+    resume_from = candidates[0] if candidates else None
     prep_state = (json.loads((resume_from / "preprocessing.json").read_text())
                   if resume_from else None)
     data = build_data(spec, cache_dir=run_dir / "cache", base=base, state=prep_state)
@@ -112,11 +113,18 @@ def train(job: TrainingJob, run_dir: Path, *, base: Path | None = None,
                                                 time=now_rfc3339()))
 
     trainer.save_checkpoint = save
-    if resume_from is not None:
-        _restore(resume_from, trainer, ctx, fsdp)
+    for path in candidates:
+        try:
+            _restore(path, trainer, ctx, fsdp)
+        except ckpt.CheckpointError as e:
+            if spec.checkpoint.resume != "auto" or path == candidates[-1]:
+                raise
+            print(f"kubetrain: warning: skipping checkpoint {path}: {e}", file=sys.stderr)
+            continue
         if ctx.is_main:
-            print(f"kubetrain: resuming from {resume_from} at step {trainer.state.step}",
+            print(f"kubetrain: resuming from {path} at step {trainer.state.step}",
                   file=sys.stderr)
+        break
     outcome = trainer.fit()
 
     if outcome.reason != "interrupted":
@@ -176,16 +184,22 @@ def _sinks(job: TrainingJob, run_dir: Path, total: int, console: bool) -> list[S
     return sinks + extra_sinks(run_dir, job)
 
 
-def _resume_point(resume: str, checkpointer: ckpt.Checkpointer) -> Path | None:
+def _resume_candidates(resume: str, checkpointer: ckpt.Checkpointer) -> list[Path]:
+    """Checkpoints to try, best first: resume auto falls back to older ones if one is corrupt."""
     if resume == "never":
-        return None
+        return []
     if resume == "auto":
-        return checkpointer.newest_valid()
+        newest = checkpointer.newest_valid()
+        if newest is None:
+            return []
+        older = [p for p in reversed(checkpointer.complete()) if p < newest
+                 and ckpt.verify(p) is None]
+        return [newest, *older]
     path = Path(resume)
     problem = ckpt.verify(path)
     if problem:
         raise DataError(f"checkpoint.resume {resume}: {problem}")
-    return path
+    return [path]
 
 
 def _checkpoint_payload(job: TrainingJob, trainer: Trainer, data: DataBundle, fsdp: bool
