@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,9 +12,10 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def kubetrain(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("kubetrain")
-    assert exe, "the kubetrain console script is installed by hack/venv.sh"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
+    # The console script hack/venv.sh installs beside this interpreter (PATH may lack it).
+    exe = Path(sys.executable).parent / "kubetrain"
+    assert exe.exists(), "the kubetrain console script is installed by hack/venv.sh"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
 
 
 def test_invalid_file_exits_2_with_every_error_and_no_traceback(tmp_path) -> None:
