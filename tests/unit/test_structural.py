@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import pytest
-from kubetrain.api import structural
-from kubetrain.api.structural import to_structural
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from kubetrain.api import structural
+from kubetrain.api.structural import to_structural
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / "golden" / "structural"
 REGENERATE = "UPDATE_GOLDEN=1 pytest tests/unit/test_structural.py"
