@@ -10,7 +10,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.progress import Progress as Bar
@@ -26,6 +25,14 @@ def _fmt(v: float | None, spec: str = ".4f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _si(v: float) -> str:
+    """1234567 → 1.2M: rates fit an 80-column progress line."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.1f}{unit}"
+    return f"{v:.0f}"
+
+
 class ConsoleSink:
     def __init__(self, title: str, total: int, stream: object = None):
         self.console = Console(file=stream or sys.stdout)  # type: ignore[arg-type]
@@ -34,22 +41,23 @@ class ConsoleSink:
         self.started = time.monotonic()
         self._next_line = 0.0
         if self.live:
-            self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(),
-                           MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                           TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            # Fits 80 columns: name, bar, step/total, time left, loss and throughput.
+            self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(bar_width=10),
+                           MofNCompleteColumn(), TimeRemainingColumn(),
+                           TextColumn("{task.fields[info]}"),
                            console=self.console, refresh_per_second=4)
             self.task = self.bar.add_task(title, total=total, info="")
             self.bar.start()
 
     def _info(self, p: Progress) -> str:
-        parts = [f"loss {_fmt(p.loss)}"]
+        parts = [f"loss {_fmt(p.loss, '.3f')}"]
         if p.val_loss is not None:
-            parts.append(f"val {_fmt(p.val_loss)}")
-        if p.samples_per_second:
-            parts.append(f"{p.samples_per_second:,.0f} samples/s")
+            parts.append(f"val {_fmt(p.val_loss, '.3f')}")
         if p.tokens_per_second:
-            parts.append(f"{p.tokens_per_second:,.0f} tok/s")
-        return " · ".join(parts)
+            parts.append(f"{_si(p.tokens_per_second)} tok/s")
+        elif p.samples_per_second:
+            parts.append(f"{_si(p.samples_per_second)} samples/s")
+        return "  ".join(parts)
 
     def publish(self, progress: Progress, final: bool) -> None:
         if self.live:
