@@ -6,6 +6,7 @@ Every run trains the same small job; an uninterrupted run is the reference.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -207,3 +208,21 @@ def test_fsdp_trains_the_gpt_and_resumes_from_a_sharded_checkpoint(work: Path) -
     assert min(after) == 21
     for s in range(21, 31):
         assert after[s] == pytest.approx(curve[s], rel=1e-5), f"step {s}"
+
+
+def test_a_hung_rank_fails_the_group_after_the_collective_timeout(work: Path) -> None:
+    run_dir = work / "hang"
+    job = _job(work, "hang", parallelism={"timeoutSeconds": 10},
+               training={"maxSteps": 100_000, "globalBatchSize": 32, "microBatchSize": 8,
+                         "logging": {"everySteps": 1}})
+    proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
+    wait_for(lambda: _logged_step(run_dir) >= 5, 120, "training to start")
+    workers = _children(_children(proc.pid)[0])
+    os.kill(workers[-1], signal.SIGSTOP)  # frozen, not dead: only the timeout can tell
+    try:
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 1, out
