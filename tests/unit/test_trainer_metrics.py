@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kubetrain.api.status import HISTORY_LIMIT, Progress
+from kubetrain.api.status import HISTORY_LIMIT, CheckpointRef, Progress
 from kubetrain.metrics.evaluation import EvalSums
 from kubetrain.metrics.losses import summed_loss
 from kubetrain.metrics.throughput import Throughput
@@ -92,3 +92,40 @@ def test_reporter_builds_progress_and_thins_history() -> None:
     assert sink.beats[-1].step == 301 and sink.beats[-1].heartbeat_time
     r.finish(301)
     assert sink.published[-1][1] is True
+
+
+def recorder_factory(run_dir: object, job: object) -> Recorder:
+    return Recorder()
+
+
+def test_status_sinks_plug_in_by_registration_or_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from kubetrain.reporting import sink as sink_module
+
+    monkeypatch.setattr(sink_module, "_FACTORIES", [])
+    monkeypatch.setenv("KUBETRAIN_STATUS_SINK", f"{__name__}:recorder_factory")
+    sink_module.register_sink_factory(recorder_factory)
+    sinks = sink_module.extra_sinks(Path("."), None)
+    assert len(sinks) == 2 and all(isinstance(s, sink_module.Sink) for s in sinks)
+
+
+def test_run_dir_sink_writes_one_line_per_event(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from kubetrain.reporting.files import RunDirSink
+
+    run_dir = Path(str(tmp_path))
+    r = Reporter([RunDirSink(run_dir)], total_steps=10, global_batch=4, train_samples=40)
+    r.log(5, 0.5, {"lr": 0.1}, samples_per_second=1.0, tokens_per_second=None,
+          step_time_ms=1.0, warmup_seconds=0.1)
+    r.evaluated(5, 0.7, {"accuracy": 0.5})
+    r.checkpointed(CheckpointRef(step=5, path="x"))  # no new loss: no new line
+    r.finish(5)
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x.get("loss"), x.get("valLoss")) for x in lines] == [
+        (5, 0.5, None), (5, 0.5, 0.7)]
+    assert json.loads((run_dir / "heartbeat.json").read_text())["step"] == 5
+    assert json.loads((run_dir / "progress.json").read_text())["lastCheckpoint"]["step"] == 5
