@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -21,6 +22,8 @@ class DistContext:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    control: Any = None
+    """A gloo group for host-side agreement (stop flags) without a device sync; None: default."""
 
     @property
     def is_main(self) -> bool:
@@ -54,7 +57,9 @@ def init_distributed(plan: Plan, timeout_seconds: int) -> DistContext:
         dist.init_process_group(plan.backend or "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_seconds),
                                 device_id=device if cuda else None)
-    return DistContext(rank, world, local, device)
+    # NCCL collectives need device tensors (a sync to read); control flags go over gloo.
+    control = dist.new_group(backend="gloo") if cuda else None
+    return DistContext(rank, world, local, device, control)
 
 
 def shutdown() -> None:
@@ -93,6 +98,15 @@ def all_reduce(t: torch.Tensor, ctx: DistContext, op: str = "sum") -> torch.Tens
         if op == "avg":
             t /= ctx.world
     return t
+
+
+def any_rank(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank when it is True on any rank (host tensors: no device sync)."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=ctx.control)
+    return bool(t.item())
 
 
 def barrier(ctx: DistContext) -> None:

@@ -25,7 +25,7 @@ from kubetrain.metrics.throughput import Throughput
 from kubetrain.optim.schedule import Schedule
 from kubetrain.preprocessing.image import augment_batch
 from kubetrain.reporting.reporter import Reporter
-from kubetrain.trainer.distributed import DistContext, all_reduce
+from kubetrain.trainer.distributed import DistContext, all_reduce, any_rank
 from kubetrain.trainer.step import accumulate_gradients, autocast_for, optimizer_step
 
 WARMUP_STEPS = 3
@@ -162,12 +162,9 @@ class Trainer:
         return outcome
 
     def _should_stop(self) -> bool:
-        flag = self.stop_requested()
-        if not self.ctx.distributed:
-            return flag
-        # Every rank must stop at the same step boundary, so they agree through a collective.
-        t = torch.tensor([1.0 if flag else 0.0], device=self.ctx.device)
-        return bool(all_reduce(t, self.ctx, "max").item())
+        # Every rank must stop at the same step boundary, so they agree through a collective
+        # (over host memory: no device sync per step).
+        return any_rank(self.stop_requested(), self.ctx)
 
     def _log(self, step: int, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
         mean = all_reduce(loss.detach().clone(), self.ctx, "avg").item()
