@@ -167,7 +167,10 @@ class PodWorker(threading.Thread):
         for volume in spec.get("volumes", []):
             files = volume_files(pod, volume, runtime, configmaps, secrets, self._token)
             if files is None:
-                volume_dirs[volume["name"]] = host_path(volume) or ""
+                path = host_path(volume) or ""
+                if volume.get("hostPath", {}).get("type") == "DirectoryOrCreate":
+                    Path(path).mkdir(parents=True, exist_ok=True)  # as a kubelet does
+                volume_dirs[volume["name"]] = path
                 continue
             directory = self.sandbox / "volumes" / volume["name"]
             directory.mkdir(parents=True, exist_ok=True)
