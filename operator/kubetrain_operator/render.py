@@ -197,6 +197,11 @@ def _env(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> l
     return env + list(user.values())
 
 
+def run_subpath(meta: JobMeta) -> str:
+    """Where a job's run directory lives on the kubetrain-run volume."""
+    return f"{meta.name}-{meta.uid}" if meta.uid else meta.name
+
+
 def _volumes(meta: JobMeta, spec: TrainingJobSpec) -> tuple[list[Obj], list[Obj]]:
     """Our volumes, then the user's; a user volume named like the run volume replaces it
     (that is how a PersistentVolumeClaim keeps checkpoints across group restarts)."""
@@ -211,7 +216,9 @@ def _volumes(meta: JobMeta, spec: TrainingJobSpec) -> tuple[list[Obj], list[Obj]
     mounts = [
         {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
         {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
-        {"name": RUN_VOLUME, "mountPath": RUN_DIR},
+        # One directory per TrainingJob object on the volume: group restarts and suspend keep
+        # the same UID and resume; a new job of the same name starts a new run.
+        {"name": RUN_VOLUME, "mountPath": RUN_DIR, "subPath": run_subpath(meta)},
         *spec.template.volume_mounts,
     ]
     return volumes, mounts

@@ -64,6 +64,8 @@ def main(spec_path: str) -> None:
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS), "unshare")
     _mount(None, "/", MS_REC | MS_PRIVATE)  # our binds must not leak to the machine
     for source, target, read_only in spec["mounts"]:
+        if not os.path.lexists(source):  # a subPath not used before: a kubelet creates it
+            os.makedirs(source)
         _ensure_target(source, target)
         _mount(source, target, MS_BIND | MS_REC)
         if read_only:
