@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kubetrain.trainer.distributed import DistContext, barrier
+from kubetrain.data.errors import DataError
+from kubetrain.trainer.distributed import DistContext, any_rank, barrier
 
 PREFIX = "step-"
 
@@ -42,8 +43,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -61,15 +65,31 @@ class CheckpointError(RuntimeError):
     pass
 
 
+class UnsharedStorageError(DataError):
+    """Ranks on other nodes cannot see rank 0's checkpoint directory: a configuration error
+    (exit code 2) rather than a crash to retry, since every retry would fail the same way."""
+
+
 class Checkpointer:
     """Saves and finds checkpoints under one directory, collectively across ranks."""
 
-    def __init__(self, directory: Path, keep_last: int, ctx: DistContext,
-                 beat: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        directory: Path,
+        keep_last: int,
+        ctx: DistContext,
+        beat: Callable[[], None] = lambda: None,
+    ):
         self.dir, self.keep_last, self.ctx, self.beat = directory, keep_last, ctx, beat
 
-    def save(self, step: int, full: dict[str, Any], files: dict[str, str],
-             sharded: dict[str, Any] | None = None, name: str | None = None) -> Path:
+    def save(
+        self,
+        step: int,
+        full: dict[str, Any],
+        files: dict[str, str],
+        sharded: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Path:
         """Write a checkpoint; every rank calls this. `full` holds rank 0's torch objects
         (model, optim, trainer), `files` text files, `sharded` a DCP state (FSDP)."""
         final = self.dir / (name or f"{PREFIX}{step:08d}")
@@ -79,6 +99,12 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
         barrier(self.ctx)
+        if any_rank(not tmp.is_dir(), self.ctx):
+            raise UnsharedStorageError(
+                f"checkpoint directory {self.dir} is not shared by every node: with several nodes"
+                " keep the run directory on storage they all mount (a ReadWriteMany volume named"
+                " kubetrain-run in spec.template.volumes, or spec.checkpoint.path on one)"
+            )
         rng_file = tmp / f"rng-rank{self.ctx.rank}.pt"
         torch.save(rng_state(), rng_file)
         _fsync_file(rng_file)
@@ -94,8 +120,11 @@ class Checkpointer:
                 self.beat()
             for fname, text in files.items():
                 (tmp / fname).write_text(text)
-            sizes = {str(p.relative_to(tmp)): p.stat().st_size
-                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+            sizes = {
+                str(p.relative_to(tmp)): p.stat().st_size
+                for p in sorted(tmp.rglob("*"))
+                if p.is_file()
+            }
             for p in tmp.rglob("*"):
                 if p.is_file():
                     _fsync_file(p)
@@ -112,7 +141,7 @@ class Checkpointer:
 
     def _prune(self) -> None:
         done = self.complete()
-        for old in done[:-self.keep_last]:
+        for old in done[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
 
     def complete(self) -> list[Path]:
