@@ -39,3 +39,6 @@ def test_validate_cli_accepts_all_examples(capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("is valid") == len(EXAMPLES)
     assert "accumulation 2 × world 16" in out  # gpu-ddp-multinode: 512 = 16 × 2 × 16
+    # Counted on the meta device: a 12-layer, 768-wide GPT over bytes (256 tokens, context 1024).
+    assert "parameters: 85,936,896" in out
+    assert "parameters: known once the data is read" in out  # char vocabulary of a text file

@@ -62,8 +62,12 @@ def describe(job: TrainingJob) -> list[str]:
         f"lr {spec.optimizer.lr:g}, schedule {spec.scheduler.type}, "
         f"precision {spec.training.precision}",
     ]
-    if (params := _parameter_count(job)) is not None:
-        lines.append(f"parameters: {params:,}")
+    params = _parameter_count(job)
+    lines.append(
+        f"parameters: {params:,}"
+        if params is not None
+        else "parameters: known once the data is read"
+    )
     return lines
 
 

@@ -113,8 +113,10 @@ def count_parameters(spec: TrainingJobSpec, data_shapes: DataShapes | None = Non
     m = spec.model
     if data_shapes is None:
         gpt = m.gpt or GPTArgs()
-        if m.type == "gpt" and gpt.vocab_size:
-            data_shapes = DataShapes("lm", (gpt.context,), gpt.vocab_size, gpt.context)
+        byte_text = spec.dataset.type == "text" and spec.preprocessing.text.tokenizer == "byte"
+        vocab = gpt.vocab_size or (256 if byte_text else None)  # char vocabularies need the data
+        if m.type == "gpt" and vocab:
+            data_shapes = DataShapes("lm", (gpt.context,), vocab, gpt.context)
         elif spec.dataset.type == "synthetic":
             s = spec.dataset.source
             task = s.task  # type: ignore[union-attr]
