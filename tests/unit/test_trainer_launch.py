@@ -51,3 +51,10 @@ def test_the_most_specific_exit_code_wins(tmp_path: Path, monkeypatch: pytest.Mo
     assert worst_exit(tmp_path, 1)[0] == ExitCode.INTERRUPTED
     report_exit(1, ExitCode.DIVERGED, "the training loss became nan at step 7")
     assert worst_exit(tmp_path, 1) == (ExitCode.DIVERGED, "the training loss became nan at step 7")
+
+
+def test_nodes_sharing_a_run_directory_keep_separate_exit_reports(tmp_path) -> None:
+    from kubetrain.trainer.launch import Topology, exit_dir
+
+    dirs = {exit_dir(tmp_path, Topology(2, 1, rank, "master", 29500)) for rank in (0, 1)}
+    assert len(dirs) == 2 and all(d.parent == tmp_path / ".exit" for d in dirs)

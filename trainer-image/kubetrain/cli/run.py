@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     worker = torchrun_env()
     if worker is None:
-        from kubetrain.trainer.launch import LaunchError, run_torchrun, topology
+        from kubetrain.trainer.launch import LaunchError, exit_dir, run_torchrun, topology
 
         par = job.spec.parallelism
         try:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 argv.append("--no-progress")
             if args.debug:
                 argv.insert(0, "--debug")
-            code, reason = run_torchrun(top, argv, run_dir / ".exit")
+            code, reason = run_torchrun(top, argv, exit_dir(run_dir, top))
             return _finish(code, reason, print_reason=False)
     if worker is not None:
         from kubetrain.trainer.launch import die_with_parent

@@ -68,6 +68,12 @@ def torchrun_command(top: Topology, worker_args: list[str]) -> list[str]:
             "-m", "kubetrain", *worker_args]
 
 
+def exit_dir(run_dir: Path, top: Topology) -> Path:
+    """Where this node's ranks leave their exit codes: one directory per node, since the pods
+    of a multi-node job may share the run directory (and each launcher empties its own)."""
+    return run_dir / ".exit" / f"node-{top.node_rank}"
+
+
 def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple[int, str]:
     """Run the workers; returns the most specific exit code any rank reported, and its reason.
 
