@@ -101,7 +101,9 @@ class Loader(KubeModel):
     """How batches are fed to the model."""
 
     num_workers: int = Field(0, ge=0, le=64)
-    """Background loader processes per rank; 0 loads in the training process."""
+    """Background loader processes per rank. Not used yet: datasets are held in memory or
+    memory-mapped and batches are gathered in the training process (the data-wait fraction in
+    the metrics shows what that costs)."""
     pin_memory: bool = False
     """Page-lock host batches for faster copies to the GPU."""
     shuffle: bool = True
@@ -109,7 +111,7 @@ class Loader(KubeModel):
     drop_last: bool = True
     """Drop the last incomplete batch of an epoch."""
     prefetch_factor: int = Field(2, ge=1, le=64)
-    """Batches prefetched per loader worker."""
+    """Batches prefetched per loader worker (with numWorkers; not used yet)."""
 
 
 _SOURCES = ("synthetic", "tabular", "text", "arrays")
