@@ -23,8 +23,9 @@ lint: ## ruff
 fmt: ## ruff format + fix imports
 	$(VENV)/bin/ruff check --fix --select I . && $(VENV)/bin/ruff format .
 
-crds: ## regenerate crds/ and the chart's CRDs from the models
+crds: ## regenerate everything made from the models: crds/, the spec reference, the chart and kustomize copies
 	$(VENV)/bin/kubetrain crd --write .
+	$(VENV)/bin/python hack/chart/generate.py
 
 chart: ## regenerate the chart's values, schema, Chart.yaml, admission policy and kustomize base
 	$(VENV)/bin/python hack/chart/generate.py
