@@ -36,6 +36,7 @@ PY
 fi
 # Point the venv at this clone (fast: no dependency resolution).
 if ! "$venv/bin/python" -c "import kubetrain, sys; sys.exit(0 if kubetrain.__file__.startswith('$root/') else 1)" 2>/dev/null; then
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+  # setuptools warns about editable installs on every switch of clone; nothing to act on.
+  PYTHONWARNINGS=ignore "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
 fi
 echo "$venv"
