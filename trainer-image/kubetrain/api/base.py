@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -24,12 +24,6 @@ class KubeModel(BaseModel):
     def to_yaml_dict(self) -> dict[str, Any]:
         """The object as it is written in YAML (camelCase, no nulls)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def defaulted(cls: type[KubeModel]) -> Any:
-    """A sub-object that is always present. Its schema default is the whole default object, so
-    the API server fills it in too (CEL rules are checked against a default as written)."""
-    return Field(default_factory=cls, json_schema_extra={"default": cls().to_yaml_dict()})
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,9 @@ def _tidy_descriptions(node: Any) -> None:
 
 
 class _FactoryDefaults(GenerateJsonSchema):
-    """Also write defaults made by a default_factory (lists, maps), so that the API server fills
-    in the same values as the local loader."""
+    """Also write defaults made by a default_factory (sub-objects, lists, maps), so that the API
+    server fills in the same values as the local loader. A sub-object's default is the whole
+    default object: the API server checks CEL rules against a default as written."""
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> Any:
         factory = schema.get("default_factory")

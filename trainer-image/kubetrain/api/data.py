@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, TaggedUnion, cel_rules, defaulted, enforce
+from kubetrain.api.base import KubeModel, Rule, TaggedUnion, cel_rules, enforce
 
 
 class SyntheticData(KubeModel):
@@ -129,8 +129,8 @@ class Dataset(KubeModel):
     tabular: TabularData | None = None
     text: TextData | None = None
     arrays: ArrayData | None = None
-    split: Split = defaulted(Split)
-    loader: Loader = defaulted(Loader)
+    split: Split = Field(default_factory=Split)
+    loader: Loader = Field(default_factory=Loader)
 
     @model_validator(mode="after")
     def _rules(self) -> Dataset:

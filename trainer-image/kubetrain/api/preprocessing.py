@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, cel_rules, defaulted, enforce
+from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
 
 _constant_needs_value = Rule(
     "self.strategy != 'constant' || has(self.fillValue)",
@@ -47,8 +47,8 @@ class Cleaning(KubeModel):
 
     drop_duplicates: bool = False
     """Drop exact duplicate rows before splitting."""
-    missing: MissingValues = defaulted(MissingValues)
-    outliers: Outliers = defaulted(Outliers)
+    missing: MissingValues = Field(default_factory=MissingValues)
+    outliers: Outliers = Field(default_factory=Outliers)
 
 
 class TextPreprocessing(KubeModel):
@@ -84,7 +84,7 @@ class ImagePreprocessing(KubeModel):
     """Per-channel mean; fitted on the training split when omitted."""
     std: list[float] | None = Field(None, max_length=16)
     """Per-channel standard deviation; fitted on the training split when omitted."""
-    augment: Augment = defaulted(Augment)
+    augment: Augment = Field(default_factory=Augment)
 
 
 class Imbalance(KubeModel):
@@ -98,11 +98,11 @@ class Imbalance(KubeModel):
 class Preprocessing(KubeModel):
     """Transforms applied before training; all statistics come from the training split."""
 
-    cleaning: Cleaning = defaulted(Cleaning)
+    cleaning: Cleaning = Field(default_factory=Cleaning)
     normalize: Literal["zscore", "minmax", "none"] = "zscore"
     """Scaling of numeric tabular features (and regression targets for zscore)."""
     categorical: Literal["onehot", "index"] = "onehot"
     """Encoding of categorical columns."""
-    text: TextPreprocessing = defaulted(TextPreprocessing)
-    image: ImagePreprocessing = defaulted(ImagePreprocessing)
-    imbalance: Imbalance = defaulted(Imbalance)
+    text: TextPreprocessing = Field(default_factory=TextPreprocessing)
+    image: ImagePreprocessing = Field(default_factory=ImagePreprocessing)
+    imbalance: Imbalance = Field(default_factory=Imbalance)

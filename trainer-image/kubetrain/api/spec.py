@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, cel_rules, defaulted, enforce
+from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
 from kubetrain.api.checkpoint import Checkpoint
 from kubetrain.api.cluster import PodOverrides, Resources, RunPolicy
 from kubetrain.api.data import Dataset
@@ -62,20 +62,20 @@ class TrainingJobSpec(KubeModel):
     )
 
     dataset: Dataset
-    preprocessing: Preprocessing = defaulted(Preprocessing)
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     model: ModelSpec
-    optimizer: Optimizer = defaulted(Optimizer)
-    scheduler: Scheduler = defaulted(Scheduler)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
     training: Training
-    parallelism: Parallelism = defaulted(Parallelism)
-    checkpoint: Checkpoint = defaulted(Checkpoint)
+    parallelism: Parallelism = Field(default_factory=Parallelism)
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     image: str | None = Field(None, max_length=1024)
     """Trainer image (cluster only; required there)."""
-    resources: Resources = defaulted(Resources)
-    template: PodOverrides = defaulted(PodOverrides)
+    resources: Resources = Field(default_factory=Resources)
+    template: PodOverrides = Field(default_factory=PodOverrides)
     queue_name: str | None = Field(None, max_length=253)
     """Kueue LocalQueue; the job is created suspended and admitted by Kueue."""
-    run_policy: RunPolicy = defaulted(RunPolicy)
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
 
     @model_validator(mode="after")
     def _rules(self) -> TrainingJobSpec:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, cel_rules, defaulted, enforce
+from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
 
 Metric = Literal["accuracy", "perplexity", "r2", "mae", "rmse", "f1"]
 
@@ -82,9 +82,9 @@ class Training(KubeModel):
     """Clip the global gradient norm to this value."""
     loss: Literal["auto", "mse", "cross_entropy", "bce", "huber"] = "auto"
     """auto: cross_entropy for classification and lm, mse for regression."""
-    eval: Eval = defaulted(Eval)
+    eval: Eval = Field(default_factory=Eval)
     early_stopping: EarlyStopping | None = None
-    logging: Logging = defaulted(Logging)
+    logging: Logging = Field(default_factory=Logging)
     seed: int = 0
     """Seeds model init, data order, dropout and augmentation."""
     deterministic: bool = False
