@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from kubetrain.api.base import KubeModel
 
 K8sObject = dict[str, Any]
 
 
-class Values(BaseModel):
-    """Base: camelCase keys like every Helm chart, unknown keys rejected by the schema."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-    )
+class Values(KubeModel):
+    """Base: camelCase keys like every Helm chart, unknown keys rejected by the schema (the
+    same conventions as the TrainingJob spec)."""
 
 
 class Image(Values):
