@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,31 +30,14 @@ import pytest
 from kubernetes import client
 
 from kubetrain_testenv import ControlPlane, wait_for
-from kubetrain_testenv.assets import AssetsError
 from kubetrain_testenv.clients import kubernetes_client
-
-_RUN_IDS: list[str] = []
-_TIMINGS: dict[str, float] = {}
+from kubetrain_testenv.pytest_support import RUN_IDS, TIMINGS, started_control_plane
 
 
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    started = time.monotonic()
-    cp = ControlPlane()
-    _RUN_IDS.append(cp.run_id)
-    try:
-        cp.start()
-        _TIMINGS["control plane start to ready"] = time.monotonic() - started
-        cp.start_node_agent(gpus=int(os.environ.get("KUBETRAIN_TESTENV_GPUS", "0")))
-        _TIMINGS["with node agent"] = time.monotonic() - started
-    except AssetsError as exc:
-        cp.stop()
-        pytest.fail(f"building the control plane failed: {exc}", pytrace=False)
-    except BaseException:
-        cp.stop()
-        raise
-    yield cp
-    cp.stop()
+    with started_control_plane(gpus=int(os.environ.get("KUBETRAIN_TESTENV_GPUS", "0"))) as cp:
+        yield cp
     left = cp.survivors()
     if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
         print(f"\nkubetrain_testenv: logs kept in {cp.root}")
@@ -90,7 +72,7 @@ def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for what, seconds in _TIMINGS.items():
+    for what, seconds in TIMINGS.items():
         terminalreporter.write_line(f"kubetrain_testenv: {what}: {seconds:.1f}s")
 
 
@@ -98,7 +80,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session if any tagged process outlived it (even if a fixture did not run)."""
     from kubetrain_testenv import survivors
 
-    left = [p for run_id in _RUN_IDS for p in survivors(run_id)]
+    left = [p for run_id in RUN_IDS for p in survivors(run_id)]
     if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

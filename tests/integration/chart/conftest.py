@@ -15,23 +15,13 @@ import pytest
 from chart_user import User
 
 from kubetrain_testenv import ControlPlane
-from kubetrain_testenv.assets import AssetsError
+from kubetrain_testenv.pytest_support import started_control_plane
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ControlPlane]:
-    cp = ControlPlane()
-    try:
-        cp.start()
-        cp.start_node_agent()
-    except AssetsError as exc:
-        cp.stop()
-        pytest.fail(f"building the control plane failed: {exc}", pytrace=False)
-    except BaseException:
-        cp.stop()
-        raise
-    yield cp
-    cp.stop()
+    with started_control_plane() as cp:
+        yield cp
     left = cp.survivors()
     if not left:
         cp.remove_files()

@@ -1,0 +1,42 @@
+"""Starting and stopping a control plane from pytest fixtures (test support only)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from .assets import AssetsError
+from .control_plane import ControlPlane
+
+RUN_IDS: list[str] = []
+"""Every control plane a fixture started; the session's survivor check reads them."""
+TIMINGS: dict[str, float] = {}
+
+
+@contextmanager
+def started_control_plane(gpus: int = 0) -> Iterator[ControlPlane]:
+    """A started control plane with its node agent, stopped afterwards (also on failure).
+
+    A failed build of the binaries fails the test with the build's output; it never skips.
+    """
+    started = time.monotonic()
+    cp = ControlPlane()
+    RUN_IDS.append(cp.run_id)
+    try:
+        cp.start()
+        TIMINGS.setdefault("control plane start to ready", time.monotonic() - started)
+        cp.start_node_agent(gpus=gpus)
+        TIMINGS.setdefault("with node agent", time.monotonic() - started)
+    except AssetsError as exc:
+        cp.stop()
+        pytest.fail(f"building the control plane failed: {exc}", pytrace=False)
+    except BaseException:
+        cp.stop()
+        raise
+    try:
+        yield cp
+    finally:
+        cp.stop()
