@@ -19,6 +19,10 @@ print(hashlib.sha256(blob.encode()).hexdigest()[:12])
 PY
 )
 venv="$cache/venv-$key"
+mkdir -p "$cache"
+# One creator at a time: a second caller waits here instead of deleting a venv being built.
+exec 9>"$cache/.venv-$key.lock"
+flock 9
 if [ ! -x "$venv/.complete" ]; then
   echo "hack/venv.sh: creating $venv (first run on this machine; torch is large)" >&2
   rm -rf "$venv"
@@ -34,6 +38,7 @@ PY
   "$venv/bin/pip" install -q -r "$venv/requirements.txt" >&2
   printf '#!/bin/sh\n' > "$venv/.complete" && chmod +x "$venv/.complete"
 fi
+flock -u 9
 # Point the venv at this clone (fast: no dependency resolution).
 if ! "$venv/bin/python" -c "import kubetrain, sys; sys.exit(0 if kubetrain.__file__.startswith('$root/') else 1)" 2>/dev/null; then
   # setuptools warns about editable installs on every switch of clone; nothing to act on.
