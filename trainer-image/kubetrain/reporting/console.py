@@ -16,6 +16,7 @@ from rich.progress import Progress as Bar
 from rich.table import Table
 
 from kubetrain.api.status import Progress
+from kubetrain.reporting.launch_time import run_started
 
 PLAIN_SECONDS = 5.0
 """Plain-text progress lines (logs, pods) at most this often."""
@@ -38,8 +39,10 @@ class ConsoleSink:
         self.console = Console(file=stream or sys.stdout)  # type: ignore[arg-type]
         self.live = self.console.is_terminal
         self.title = title
-        self.started = time.monotonic()
+        self.started = run_started()
+        self.startup = time.time() - self.started  # launch → the training loop
         self._next_line = 0.0
+        self._last_line = ""
         if self.live:
             # Fits 80 columns: name, bar, step/total, time left, loss and throughput.
             self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(bar_width=10),
@@ -65,8 +68,10 @@ class ConsoleSink:
         elif final or time.monotonic() >= self._next_line:
             self._next_line = time.monotonic() + PLAIN_SECONDS
             total = progress.total_steps or "?"
-            self.console.print(f"step {progress.step}/{total} · {self._info(progress)}",
-                               highlight=False)
+            line = f"step {progress.step}/{total} · {self._info(progress)}"
+            if line != self._last_line:  # the end often repeats the last event's line
+                self._last_line = line
+                self.console.print(line, highlight=False)
         if final:
             self._summary(progress)
 
@@ -82,11 +87,13 @@ class ConsoleSink:
         rows = [("steps", f"{p.step}/{p.total_steps}"), ("epochs", _fmt(p.epoch, ".2f")),
                 ("train loss", _fmt(p.loss)), ("val loss", _fmt(p.val_loss))]
         rows += [(k, _fmt(v)) for k, v in sorted(p.metrics.items())]
-        rows += [("samples/s (steady)", _fmt(p.samples_per_second, ",.1f")),
-                 ("tokens/s (steady)", _fmt(p.tokens_per_second, ",.0f")),
-                 ("step time ms", _fmt(p.step_time_ms, ".2f")),
-                 ("warm-up s", _fmt(p.warmup_seconds, ".2f")),
-                 ("wall time s", f"{time.monotonic() - self.started:.1f}")]
+        # The final Progress holds the means over the steady state (Reporter.finish).
+        rows += [("samples/s (steady mean)", _fmt(p.samples_per_second, ",.1f")),
+                 ("tokens/s (steady mean)", _fmt(p.tokens_per_second, ",.0f")),
+                 ("step time ms (steady mean)", _fmt(p.step_time_ms, ".2f")),
+                 ("warm-up s (first steps)", _fmt(p.warmup_seconds, ".2f")),
+                 ("start-up s (launch to loop)", f"{self.startup:.1f}"),
+                 ("wall time s (from launch)", f"{time.time() - self.started:.1f}")]
         if p.last_checkpoint:
             rows.append(("last checkpoint", p.last_checkpoint.path))
         for k, v in rows:

@@ -1,7 +1,12 @@
-"""Run-directory sink: metrics.jsonl (a line per log/eval event), progress.json, heartbeat.json."""
+"""Run-directory sink: metrics.jsonl (a line per log/eval event), progress.json, heartbeat.json.
+
+A failed write here (disk full, the directory deleted or turned read-only) stops the run with one
+line naming the path (`RunDirFault`, exit 1) instead of training on without records.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -9,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.api.status import Progress
+from kubetrain.reporting.metrics_log import MetricsLog
+from kubetrain.trainer.run_dir_faults import RunDirFault, describe_os_error
 
 HEARTBEAT_SECONDS = 2.0
 
@@ -16,37 +23,31 @@ HEARTBEAT_SECONDS = 2.0
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Readers (the operator, `kubetrain plot`) never see a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, separators=(",", ":")))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # a partial temp file must not hold on to a full disk
+        raise OSError(e.errno, e.strerror, str(path)) from e  # name the file, not its temp
 
 
 class RunDirSink:
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self.metrics = (run_dir / "metrics.jsonl").open("a", buffering=1)
-        self._last: tuple[Any, ...] | None = None
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl")
         self._next_heartbeat = 0.0
 
+    def start(self, step: int) -> None:
+        """The run continues from `step` (0: a fresh start); see MetricsLog.start."""
+        self.metrics.start(step)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """One log or eval event: a line of metrics.jsonl."""
+        self._guard(self.metrics.append, record)
+
     def publish(self, progress: Progress, final: bool) -> None:
-        if progress.history:
-            point = progress.history[-1]
-            key = (point.step, point.loss, point.val_loss)
-            if key != self._last:  # a new loss or val loss: one line per event
-                self._last = key
-                record: dict[str, Any] = {"step": point.step, "time": progress.heartbeat_time,
-                                          "epoch": progress.epoch}
-                if point.loss is not None:
-                    record["loss"] = point.loss
-                if point.val_loss is not None:
-                    record["valLoss"] = point.val_loss
-                record.update(progress.metrics)
-                for key_, value in (("samplesPerSecond", progress.samples_per_second),
-                                    ("tokensPerSecond", progress.tokens_per_second),
-                                    ("stepTimeMs", progress.step_time_ms)):
-                    if value is not None:
-                        record[key_] = value
-                self.metrics.write(json.dumps(record) + "\n")
-        write_json_atomic(self.run_dir / "progress.json", progress.to_yaml_dict())
+        self._guard(write_json_atomic, self.run_dir / "progress.json", progress.to_yaml_dict())
         self._heartbeat(progress)
 
     def beat(self, progress: Progress) -> None:
@@ -55,8 +56,14 @@ class RunDirSink:
 
     def _heartbeat(self, progress: Progress) -> None:
         self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
-        write_json_atomic(self.run_dir / "heartbeat.json",
-                          {"time": progress.heartbeat_time, "step": progress.step})
+        self._guard(write_json_atomic, self.run_dir / "heartbeat.json",
+                    {"time": progress.heartbeat_time, "step": progress.step})
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except OSError as e:
+            raise RunDirFault(describe_os_error(e, self.run_dir)) from e
 
     def close(self) -> None:
         self.metrics.close()

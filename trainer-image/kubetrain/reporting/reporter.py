@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kubetrain.api.status import HISTORY_LIMIT, CheckpointRef, HistoryPoint, Progress
 from kubetrain.reporting.sink import Sink
+from kubetrain.trainer.run_dir_faults import RunDirFault
 
 BEAT_SECONDS = 0.5
 """How often the loop's beat reaches the sinks (each may write less often)."""
@@ -19,14 +21,27 @@ def now_rfc3339() -> str:
 
 
 class Reporter:
-    """The loop calls beat() every step (cheap) and log/evaluated/checkpointed on events."""
+    """The loop calls beat() every step (cheap) and log/evaluated/checkpointed on events.
+
+    Besides the Progress, sinks that have them get `record(dict)`, one per log or eval event (the
+    lines of metrics.jsonl), and `start(step)`, the step this run continues from.
+    """
 
     def __init__(self, sinks: Sequence[Sink], *, total_steps: int, global_batch: int,
-                 train_samples: int):
+                 train_samples: int, clock: Callable[[], float] = time.monotonic):
         self.sinks = list(sinks)
         self.global_batch, self.train_samples = global_batch, max(train_samples, 1)
         self.progress = Progress(total_steps=total_steps)
         self._next_beat = 0.0
+        self.clock = clock
+        self.steady = SteadyRate(global_batch)
+
+    def start(self, step: int) -> None:
+        """The run continues from `step` (after a resume; 0 for a fresh start)."""
+        self._set_step(step)
+        for s in self.sinks:
+            if hasattr(s, "start"):
+                _safely(s.start, step)
 
     def _set_step(self, step: int) -> None:
         p = self.progress
@@ -61,7 +76,14 @@ class Reporter:
         p.warmup_seconds = warmup_seconds
         if p.total_steps and step_time_ms:
             p.eta_seconds = int((p.total_steps - step) * step_time_ms / 1000)
+        if samples_per_second is not None:
+            self.steady.add(step, self.clock(), samples_per_second, tokens_per_second,
+                            step_time_ms)
         self._point(step, loss=loss)
+        rates = {"samplesPerSecond": samples_per_second, "tokensPerSecond": tokens_per_second,
+                 "stepTimeMs": step_time_ms}
+        self._record(step, {"loss": loss, **metrics,
+                            **{k: v for k, v in rates.items() if v is not None}})
         self._publish()
 
     def evaluated(self, step: int, val_loss: float, metrics: dict[str, float]) -> None:
@@ -69,6 +91,7 @@ class Reporter:
         self.progress.val_loss = val_loss
         self.progress.metrics.update(metrics)
         self._point(step, val_loss=val_loss)
+        self._record(step, {"valLoss": val_loss, **metrics})  # no throughput: not a train event
         self._publish()
 
     def checkpointed(self, ref: CheckpointRef) -> None:
@@ -76,8 +99,13 @@ class Reporter:
         self._publish()
 
     def finish(self, step: int) -> None:
+        """The final publish carries the steady-state means of the run (see SteadyRate)."""
         self._set_step(step)
-        self.progress.eta_seconds = 0
+        p = self.progress
+        p.eta_seconds = 0
+        mean = self.steady.mean()
+        if mean is not None:
+            p.samples_per_second, p.tokens_per_second, p.step_time_ms = mean
         self._publish(final=True)
         for s in self.sinks:
             _safely(s.close)
@@ -93,15 +121,67 @@ class Reporter:
             # Thin evenly: keep every other point, always the newest.
             self.progress.history = [*h[:-1][::2], h[-1]]
 
+    def _record(self, step: int, values: dict[str, Any]) -> None:
+        rec = {"step": step, "time": now_rfc3339(), "epoch": self.progress.epoch, **values}
+        for s in self.sinks:
+            if hasattr(s, "record"):
+                _safely(s.record, rec)
+
     def _publish(self, final: bool = False) -> None:
         self.progress.heartbeat_time = now_rfc3339()
         for s in self.sinks:
             _safely(s.publish, self.progress, final)
 
 
+class SteadyRate:
+    """Throughput over the steady state: from the first logging step after warm-up to the last.
+
+    Each log brings the rate of its own interval; the mean over the run is the samples between
+    the first and the last of those logs over the time between them (the host clock at the log
+    calls, where the loss read-out has synced the device). With a single log, its own interval.
+    """
+
+    def __init__(self, global_batch: int):
+        self.global_batch = global_batch
+        self.first: tuple[int, float, float, float | None, float | None] | None = None
+        self.last: tuple[int, float] | None = None
+
+    def add(self, step: int, t: float, sps: float, tps: float | None,
+            step_ms: float | None) -> None:
+        if self.first is None:
+            self.first = (step, t, sps, tps, step_ms)
+        else:
+            self.last = (step, t)
+
+    def mean(self) -> tuple[float, float | None, float | None] | None:
+        """(samples/s, tokens/s, step time ms) over the steady state, or None before any log."""
+        if self.first is None:
+            return None
+        step0, t0, sps, tps, step_ms = self.first
+        if self.last is not None and self.last[0] > step0 and self.last[1] > t0:
+            steps, dt = self.last[0] - step0, self.last[1] - t0
+            tokens_per_sample = tps / sps if tps and sps else None
+            sps = steps * self.global_batch / dt
+            tps = sps * tokens_per_sample if tokens_per_sample else None
+            step_ms = 1000 * dt / steps
+        return sps, tps, step_ms
+
+    @property
+    def steps(self) -> tuple[int, int] | None:
+        """The steps the mean covers (first logging step after warm-up, last one)."""
+        if self.first is None:
+            return None
+        return self.first[0], self.last[0] if self.last else self.first[0]
+
+
 def _safely(fn: object, *args: object) -> None:
-    """A failing sink must not stop training; it says so once per failure on stderr."""
+    """A failing sink must not stop training; it says so once per failure on stderr.
+
+    A run-directory fault is the exception: a run whose records and checkpoints cannot be
+    written stops, with one line naming the path (exit code 1)."""
     try:
         fn(*args)  # type: ignore[operator]
+    except RunDirFault:
+        raise
     except Exception as e:
         print(f"kubetrain: reporting sink failed: {e!r}", file=sys.stderr)
