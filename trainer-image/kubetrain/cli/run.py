@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -42,13 +43,22 @@ def run(args: argparse.Namespace) -> int:
 
     worker = torchrun_env()
     if worker is None:
+        from kubetrain.errors import InvalidJob
+        from kubetrain.reporting import launch_time
+        from kubetrain.trainer import run_lock
         from kubetrain.trainer.launch import LaunchError, exit_dir, run_torchrun, topology
+        from kubetrain.trainer.run_dir_faults import RunDirFault
 
         par = job.spec.parallelism
         try:
             top = topology(par.nodes, _procs_here(par.procs_per_node), par.master_port)
-        except LaunchError as e:
+            # Held by this process (not torchrun or the ranks) until it exits: one run per dir.
+            lock = run_lock.acquire(run_dir, top.node_rank)
+        except (LaunchError, InvalidJob) as e:
             return _finish(ExitCode.INVALID, str(e))
+        except RunDirFault as e:
+            return _finish(ExitCode.CRASHED, str(e))
+        os.environ.setdefault(launch_time.STARTED_ENV, str(launch_time.process_start_time()))
         if top.world > 1:
             argv = ["run", str(Path(args.file).resolve()), "--run-dir", str(run_dir),
                     *(a for o in overrides for a in ("--set", o))]
@@ -57,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             if args.debug:
                 argv.insert(0, "--debug")
             code, reason = run_torchrun(top, argv, exit_dir(run_dir, top))
+            lock.release()
             return _finish(code, reason, print_reason=False)
     if worker is not None:
         from kubetrain.trainer.launch import die_with_parent
@@ -102,14 +113,24 @@ def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace
         code, reason = ExitCode.CRASHED, str(e)
         traceback.print_exc()
     except Exception as e:
-        code, reason = ExitCode.CRASHED, f"{type(e).__name__}: {e}"
-        report_exit(rank, code, reason)
-        raise
+        from kubetrain.trainer.run_dir_faults import storage_fault
+
+        # Disk full, run directory gone or read-only: one line naming the path, exit 1.
+        ckpt = job.spec.checkpoint.path  # type: ignore[attr-defined]
+        fault = storage_fault(e, run_dir, Path(ckpt) if ckpt else None)
+        if fault is None:
+            code, reason = ExitCode.CRASHED, f"{type(e).__name__}: {e}"
+            report_exit(rank, code, reason)
+            raise
+        code, reason = ExitCode.CRASHED, fault
+        if args.debug:
+            traceback.print_exc()
     finally:
         from kubetrain.trainer.distributed import shutdown
 
         shutdown()
-    report_exit(rank, code, reason)
+    with contextlib.suppress(OSError):  # a full or vanished run directory: torchrun's 1 counts
+        report_exit(rank, code, reason)
     return _finish(code, reason, print_reason=rank == 0)
 
 
