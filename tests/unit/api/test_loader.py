@@ -74,8 +74,11 @@ def test_missing_file_is_one_clear_issue(tmp_path) -> None:
 
 
 def test_other_kinds_are_refused() -> None:
-    with pytest.raises(SpecError, match=r"expected apiVersion kubetrain\.io/v1alpha1"):
+    with pytest.raises(SpecError) as info:
         load_text("apiVersion: v1\nkind: Pod\n")
+    found = {(i.path, i.message) for i in info.value.issues}
+    assert ("apiVersion", "expected kubetrain.io/v1alpha1, got 'v1'") in found
+    assert ("kind", "expected TrainingJob, got 'Pod'") in found
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,16 +53,31 @@ def cel_rules(*rules: Rule) -> dict[str, Any]:
     return {"x-kubernetes-validations": [r.schema() for r in rules]}
 
 
+_rules_deferred: ContextVar[bool] = ContextVar("kubetrain_rules_deferred", default=False)
+
+
+@contextmanager
+def rules_deferred() -> Iterator[None]:
+    """Build models without checking cross-field rules (the loader checks them afterwards on the
+    built tree, so that a rule broken in one section does not hide the rules of its parents)."""
+    token = _rules_deferred.set(True)
+    try:
+        yield
+    finally:
+        _rules_deferred.reset(token)
+
+
 def enforce(checks: Iterable[tuple[Rule, bool]]) -> None:
     """Raise one error listing every rule whose check is False."""
     broken = [rule for rule, ok in checks if not ok]
-    if broken:
+    if broken and not _rules_deferred.get():
         raise PydanticCustomError(
             "rule",
             "{summary}",
             {
                 "summary": "; ".join(r.message for r in broken),
                 "violations": [(r.field, r.message) for r in broken],
+                "cel": [r.cel for r in broken],
             },
         )
 

@@ -42,25 +42,37 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in `argv`: its first word that is not an option of `kubetrain`
+    itself (those are flags without values), if it names a command."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `command`, that sub-command's own arguments too (its module is imported
+    only then, so `kubetrain validate` does not pay for the others)."""
     parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kubetrain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, description=help_text)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(sub_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    # Parse the command name first, then let its module add its own arguments.
-    known, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(COMMANDS[known.command][0])
-    sub = parser._subparsers._group_actions[0].choices[known.command]  # type: ignore[union-attr]
-    module.add_arguments(sub)
-    args = parser.parse_args(argv)
+    # The sub-command's arguments are added before anything is parsed, so that its --help
+    # (handled during parsing) lists them.
+    args = build_parser(command_in(argv)).parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args))
     except SpecError as e:

@@ -6,12 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-import yaml
-
 from kubetrain.api.errors import Issue, SpecError
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.loader import load_file
 from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain.api.yamlsource import dump_yaml
 from kubetrain.cli.main import add_overrides
 
 
@@ -21,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster",
         action="store_true",
-        help="also check what a cluster needs (an image), as the API server will",
+        help="also check what a cluster needs (an image and a name), as the API server will",
     )
     parser.add_argument(
         "-o",
@@ -82,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     for path, job in jobs:
         if args.cluster and not job.spec.image:
             issues.append(Issue("spec.image", "required in a cluster", path))
+        if args.cluster and "name" not in job.metadata.model_fields_set:
+            issues.append(Issue("metadata.name", "required in a cluster", path))
         try:
             resolve_plan(job.spec)
         except PlanError as e:
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(issues)
     if args.output == "yaml":
         docs: list[dict[str, Any]] = [job.to_yaml_dict() for _, job in jobs]
-        sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+        sys.stdout.write(dump_yaml(docs))
         return 0
     for path, job in jobs:
         print(f"{path}: TrainingJob {job.metadata.name} is valid")
