@@ -109,24 +109,30 @@ def test_reporter_start_reaches_the_run_dir_sink(tmp_path: Path) -> None:
     assert [x["step"] for x in lines(tmp_path / "metrics.jsonl")] == [5, 10, 20]
 
 
-def test_summary_rates_are_the_steady_mean_not_the_last_interval(tmp_path: Path) -> None:
-    now = [0.0]
-    r = Reporter([], total_steps=60, global_batch=10, train_samples=1000, clock=lambda: now[0])
+def test_summary_rates_are_the_steady_mean_not_the_last_interval() -> None:
+    r = Reporter([], total_steps=60, global_batch=10, train_samples=1000)
 
-    def log(step: int, t: float, sps: float) -> None:
-        now[0] = t
+    def log(step: int, sps: float) -> None:
         r.log(step, 1.0, {}, samples_per_second=sps, tokens_per_second=sps * 8,
-              step_time_ms=10_000 / sps, warmup_seconds=1.0)
+              step_time_ms=1000 * 10 / sps, warmup_seconds=1.0)
 
-    log(20, 5.0, 50.0)   # first interval after warm-up
-    log(40, 7.0, 100.0)  # 200 samples in 2 s
-    log(60, 9.5, 80.0)   # 200 samples in 2.5 s; the last interval alone would say 80
+    log(20, 50.0)   # first interval after warm-up: it starts at a step the reporter is not told
+    log(40, 100.0)  # 200 samples in 2 s
+    log(60, 80.0)   # 200 samples in 2.5 s; the last interval alone would say 80
     r.finish(60)
     p = r.progress
     assert p.samples_per_second == pytest.approx(400 / 4.5)
     assert p.tokens_per_second == pytest.approx(8 * 400 / 4.5)
     assert p.step_time_ms == pytest.approx(1000 * 4.5 / 40)
-    assert r.steady.steps == (20, 60)
+    assert r.steady.window == (20, 60)
+
+
+def test_summary_with_a_single_log_is_that_interval() -> None:
+    r = Reporter([], total_steps=20, global_batch=10, train_samples=1000)
+    r.log(20, 1.0, {}, samples_per_second=50.0, tokens_per_second=None, step_time_ms=200.0,
+          warmup_seconds=1.0)
+    r.finish(20)
+    assert (r.progress.samples_per_second, r.progress.step_time_ms) == (50.0, 200.0)
 
 
 def test_vanished_run_dir_stops_the_run_instead_of_warning(tmp_path: Path) -> None:

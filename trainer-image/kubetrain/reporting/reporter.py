@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubetrain.api.status import HISTORY_LIMIT, CheckpointRef, HistoryPoint, Progress
@@ -28,12 +28,11 @@ class Reporter:
     """
 
     def __init__(self, sinks: Sequence[Sink], *, total_steps: int, global_batch: int,
-                 train_samples: int, clock: Callable[[], float] = time.monotonic):
+                 train_samples: int):
         self.sinks = list(sinks)
         self.global_batch, self.train_samples = global_batch, max(train_samples, 1)
         self.progress = Progress(total_steps=total_steps)
         self._next_beat = 0.0
-        self.clock = clock
         self.steady = SteadyRate(global_batch)
 
     def start(self, step: int) -> None:
@@ -77,8 +76,7 @@ class Reporter:
         if p.total_steps and step_time_ms:
             p.eta_seconds = int((p.total_steps - step) * step_time_ms / 1000)
         if samples_per_second is not None:
-            self.steady.add(step, self.clock(), samples_per_second, tokens_per_second,
-                            step_time_ms)
+            self.steady.add(step, samples_per_second, tokens_per_second, step_time_ms)
         self._point(step, loss=loss)
         rates = {"samplesPerSecond": samples_per_second, "tokensPerSecond": tokens_per_second,
                  "stepTimeMs": step_time_ms}
@@ -134,44 +132,47 @@ class Reporter:
 
 
 class SteadyRate:
-    """Throughput over the steady state: from the first logging step after warm-up to the last.
+    """Throughput over the steady state: every logging interval after warm-up, by its time.
 
-    Each log brings the rate of its own interval; the mean over the run is the samples between
-    the first and the last of those logs over the time between them (the host clock at the log
-    calls, where the loss read-out has synced the device). With a single log, its own interval.
+    Each log brings the rates of its own interval (the meter's timer, which is what the log
+    records show). From the second log on the interval is exactly the steps since the previous
+    log, so the mean is their samples over their summed time; the first interval (which starts
+    at the end of warm-up, a step the reporter is not told) counts only when it is the only one.
     """
 
     def __init__(self, global_batch: int):
         self.global_batch = global_batch
-        self.first: tuple[int, float, float, float | None, float | None] | None = None
-        self.last: tuple[int, float] | None = None
+        self.first: tuple[int, float, float | None, float | None] | None = None
+        self.last_step: int | None = None
+        self.steps, self.seconds = 0, 0.0
+        self.tokens_per_sample: float | None = None
 
-    def add(self, step: int, t: float, sps: float, tps: float | None,
-            step_ms: float | None) -> None:
+    def add(self, step: int, sps: float, tps: float | None, step_ms: float | None) -> None:
+        if tps and sps:
+            self.tokens_per_sample = tps / sps
         if self.first is None:
-            self.first = (step, t, sps, tps, step_ms)
-        else:
-            self.last = (step, t)
+            self.first = (step, sps, tps, step_ms)
+        elif self.last_step is not None and step > self.last_step and step_ms:
+            self.steps += step - self.last_step
+            self.seconds += (step - self.last_step) * step_ms / 1000
+        self.last_step = step
 
     def mean(self) -> tuple[float, float | None, float | None] | None:
         """(samples/s, tokens/s, step time ms) over the steady state, or None before any log."""
         if self.first is None:
             return None
-        step0, t0, sps, tps, step_ms = self.first
-        if self.last is not None and self.last[0] > step0 and self.last[1] > t0:
-            steps, dt = self.last[0] - step0, self.last[1] - t0
-            tokens_per_sample = tps / sps if tps and sps else None
-            sps = steps * self.global_batch / dt
-            tps = sps * tokens_per_sample if tokens_per_sample else None
-            step_ms = 1000 * dt / steps
-        return sps, tps, step_ms
+        if not self.steps or self.seconds <= 0:
+            return self.first[1], self.first[2], self.first[3]
+        sps = self.steps * self.global_batch / self.seconds
+        tps = sps * self.tokens_per_sample if self.tokens_per_sample else None
+        return sps, tps, 1000 * self.seconds / self.steps
 
     @property
-    def steps(self) -> tuple[int, int] | None:
-        """The steps the mean covers (first logging step after warm-up, last one)."""
+    def window(self) -> tuple[int, int] | None:
+        """(first, last) logging step: the mean covers the steps after the first up to the last."""
         if self.first is None:
             return None
-        return self.first[0], self.last[0] if self.last else self.first[0]
+        return self.first[0], self.last_step if self.last_step is not None else self.first[0]
 
 
 def _safely(fn: object, *args: object) -> None:
