@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
 from kubetrain.api.job import API_VERSION, GROUP, KIND, PLURAL
 from kubetrain.api.plan import procs_per_node
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.api.yamlsource import dump_yaml
 from kubetrain_operator.names import (
     ANNOTATION_COMMAND,
     ANNOTATION_GENERATION,
@@ -100,7 +99,9 @@ def resolved_job_document(meta: JobMeta, spec: TrainingJobSpec) -> str:
         "metadata": {"name": meta.name, "namespace": meta.namespace},
         "spec": spec.to_yaml_dict(),
     }
-    return yaml.safe_dump(doc, sort_keys=False)
+    # Quoted where go-yaml would read a string as something else ('y' is true to it), as
+    # `kubetrain run` reads the file the way the API server does.
+    return dump_yaml([doc])
 
 
 def render_spec_config_map(meta: JobMeta, spec: TrainingJobSpec) -> Obj:

@@ -31,7 +31,7 @@ Path = tuple[str | int, ...]
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 100
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -267,7 +267,6 @@ class _Builder:
             top.key, top.key_line, top.merge = "<<", line, True
             self.decodes -= 1  # go-yaml does not decode the merge key itself
             return
-        path = top.path if wants_key and top is not None else self._child_path()
         try:
             if event.tag is None and event.implicit[0]:
                 raw = resolve_plain(event.value)
@@ -278,16 +277,32 @@ class _Builder:
             else:  # an application tag (!foo): go-yaml keeps the text
                 raw = event.value
         except ValueError as e:
-            raise _Stop(str(e), line, path) from None
-        value = self._json(raw, event.value, path, line) if not wants_key else None
-        if event.anchor:
-            self.anchors[event.anchor] = _Anchor(value, raw, {(): line}, 1, 1, False)
+            raise _Stop(str(e), line, self._path_here(wants_key)) from None
         if wants_key:
+            if event.anchor:
+                self.anchors[event.anchor] = _Anchor(None, raw, {(): line}, 1, 1, False)
             self._set_pending_key(raw, line)
             return
+        try:
+            value = to_json_value(raw)
+        except NotJSON:
+            self.problems.append(
+                Problem(
+                    self._path_here(False),
+                    f"{event.value} is not a number JSON can carry (the API server rejects it)",
+                    line,
+                )
+            )
+            value = _DROPPED
+        if event.anchor:
+            self.anchors[event.anchor] = _Anchor(value, raw, {(): line}, 1, 1, False)
         if self._in_merge():
-            raise _Stop(_MERGE_VALUE, line, path)
+            raise _Stop(_MERGE_VALUE, line, self._path_here(False))
         self._attach(value, {(): line}, 1, 1)
+
+    def _path_here(self, wants_key: bool) -> Path:
+        top = self._top()
+        return top.path if wants_key and top is not None else self._child_path()
 
     def _alias(self, name: str, line: int) -> None:
         top = self._top()
@@ -327,16 +342,6 @@ class _Builder:
         self._attach(value, anchor.lines, anchor.nodes, 1 + anchor.ops)
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _json(self, raw: Any, text: str, path: Path, line: int) -> Any:
-        try:
-            return to_json_value(raw)
-        except NotJSON:
-            self.problems.append(
-                Problem(path, f"{text} is not a number JSON can carry (the API server rejects it)",
-                        line)
-            )
-            return _DROPPED
 
     def _set_pending_key(self, raw: Any, line: int) -> None:
         top = self._top()
