@@ -16,8 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.job import KIND, PLURAL
+from kubetrain_operator.decision import Event, PodRef
 from kubetrain_operator.names import FIELD_MANAGER, selector
-from kubetrain_operator.status import Event, PodRef
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -8,13 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetrain.api.conditions import Reason
 from kubetrain.exitcodes import ExitCode, classify
 from kubetrain_operator.names import LABEL_GENERATION, LABEL_INDEX
-
-WAITING_PROBLEMS = frozenset({
-    "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
-    "CreateContainerError", "CrashLoopBackOff", "RunContainerError",
-})  # fmt: skip
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -98,7 +94,7 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
 class Failure:
     """Why a worker failed and whether a group restart can help."""
 
-    reason: str
+    reason: str  # a Reason, or a failed pod's own (the kubelet's: Evicted...)
     message: str
     retryable: bool
 
@@ -115,28 +111,29 @@ def _last_line(text: str, limit: int = 1024) -> str:
 def worker_failure(pod: ObservedPod) -> Failure | None:
     """The failure a pod shows, or None while it runs, waits or has succeeded."""
     if pod.phase == "Unknown":
-        return Failure("NodeLost", f"{pod.name}: its node stopped reporting", True)
+        return Failure(Reason.NODE_LOST, f"{pod.name}: its node stopped reporting", True)
     if pod.phase != "Failed" and not (pod.exit_code not in (None, 0)):
         return None
     code = pod.exit_code
     if code is None:
-        reason = pod.pod_reason or "WorkerFailed"
+        reason = pod.pod_reason or Reason.WORKER_FAILED
         return Failure(reason, f"{pod.name}: {pod.pod_message or reason}", True)
     detail = _last_line(pod.exit_message)
     kind = classify(code)
     if kind == ExitCode.INVALID:
-        return Failure("InvalidData", detail or f"{pod.name} exited with code 2", False)
+        return Failure(Reason.INVALID_DATA, detail or f"{pod.name} exited with code 2", False)
     if kind == ExitCode.DIVERGED:
-        return Failure("Diverged", detail or f"{pod.name}: the loss diverged", False)
+        return Failure(Reason.DIVERGED, detail or f"{pod.name}: the loss diverged", False)
     if kind == ExitCode.INTERRUPTED:
-        return Failure("Interrupted", f"{pod.name} was interrupted after a checkpoint", True)
-    if pod.exit_reason == "OOMKilled":
-        return Failure("OOMKilled", f"{pod.name} ran out of memory", True)
+        return Failure(Reason.INTERRUPTED, f"{pod.name} was interrupted after a checkpoint", True)
+    if pod.exit_reason == "OOMKilled":  # the kubelet's word
+        return Failure(Reason.OOM_KILLED, f"{pod.name} ran out of memory", True)
     if code > 128:
         try:
             name = signal.Signals(code - 128).name
         except ValueError:
             name = f"signal {code - 128}"
-        return Failure("WorkerKilled", f"{pod.name} was killed by {name} (exit code {code})", True)
+        message = f"{pod.name} was killed by {name} (exit code {code})"
+        return Failure(Reason.WORKER_KILLED, message, True)
     message = f"{pod.name} exited with code {code}" + (f": {detail}" if detail else "")
-    return Failure("WorkerCrashed", message, True)
+    return Failure(Reason.WORKER_CRASHED, message, True)

@@ -12,33 +12,25 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.conditions import ConditionType, Reason
 from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain.api.status import TrainingJobStatus
 from kubetrain_operator import validation
+from kubetrain_operator.conditions import find_condition, set_condition
+from kubetrain_operator.decision import Decision, Event, JobState
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.names import JobMeta
 from kubetrain_operator.observe import observe_pod
 from kubetrain_operator.render import render_children, render_worker_pod
-from kubetrain_operator.status import (
-    FINISHED,
-    Decision,
-    Event,
-    JobState,
-    changed_fields,
-    condition,
-    decide,
-    invalid,
-    set_condition,
-)
+from kubetrain_operator.status import decide, invalid
+from kubetrain_operator.status_patch import status_patch
 
 log = logging.getLogger("kubetrain_operator")
 Key = tuple[str, str]
-RECONCILE_ERROR = "ReconcileError"
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
 
 class Reconciler:
     def __init__(
@@ -65,17 +57,17 @@ class Reconciler:
 
     def _report(self, obj: dict[str, Any], error: ApiException) -> None:
         """Say in the job's status why it does not progress (a quota, missing RBAC...)."""
-        status = obj.get("status") or {}
+        current = TrainingJobStatus.model_validate(obj.get("status") or {})
         message = f"{error.status} {_api_message(error)}"[:1024]
         conditions = set_condition(
-            status.get("conditions") or [], RECONCILE_ERROR, "True", "APIError", message,
+            current.conditions, ConditionType.RECONCILE_ERROR, "True", Reason.API_ERROR, message,
             self.clock(),
         )  # fmt: skip
-        if conditions != status.get("conditions"):
+        patch = status_patch(current, current.model_copy(update={"conditions": conditions}))
+        if patch:
             meta = obj["metadata"]
             with contextlib.suppress(ApiException):
-                self.kube.patch_job_status(meta["namespace"], meta["name"],
-                                           {"conditions": conditions})  # fmt: skip
+                self.kube.patch_job_status(meta["namespace"], meta["name"], patch)
 
     def _reconcile(self, key: Key, seen: dict[str, Any]) -> float | None:
         namespace, name = key
@@ -85,7 +77,7 @@ class Reconciler:
             return None
         seen["obj"] = obj
         meta = JobMeta.from_object(obj)
-        status = obj.get("status") or {}
+        status = TrainingJobStatus.model_validate(obj.get("status") or {})
         spec, problems = validation.parse(obj)
         if spec is not None:
             problems = validation.validate(meta.name, dict(meta.annotations), spec)
@@ -95,7 +87,7 @@ class Reconciler:
         if problems:
             return self._act(obj, meta, job, invalid(job, pods, "; ".join(problems), now))
         assert spec is not None
-        if status.get("phase") not in FINISHED and self._applied.get(key) != (
+        if not (status.phase and status.phase.finished) and self._applied.get(key) != (
             meta.uid, meta.generation
         ):
             for child in render_children(meta, spec):
@@ -103,12 +95,11 @@ class Reconciler:
             self._applied[key] = (meta.uid, meta.generation)
         job = JobState(meta.name, meta.generation, spec, status)
         decision = decide(job, pods, now)
-        if not status.get("phase"):  # the first reconcile of this job
-            decision.events += [Event("Warning", "CheckpointsNotShared", w)
+        if not status.phase:  # the first reconcile of this job
+            decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
         with contextlib.suppress(PlanError):  # validation reported it already
-            plan = resolve_plan(spec)
-            decision.status["plan"] = plan.model_dump(by_alias=True, exclude_none=True)
+            decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision)
 
     def _act(self, obj: dict[str, Any], meta: JobMeta, job: JobState, d: Decision) -> float | None:
@@ -120,7 +111,7 @@ class Reconciler:
             self.kube.delete_pod(ns, ref, grace_seconds=0)
         if d.create:
             assert job.spec is not None
-            generation = int(d.status["restarts"])
+            generation = d.status.restarts
             try:
                 for index in d.create:
                     self.kube.apply(render_worker_pod(meta, job.spec, index, generation))
@@ -130,27 +121,27 @@ class Reconciler:
                 # The API server rejects the pod (a bad override): retrying cannot help.
                 reason = _api_message(e)
                 message = f"worker pod rejected: {reason}"
-                d = invalid(job, [], message, self.clock(), reason="InvalidPodTemplate")
-        error = condition(d.status, RECONCILE_ERROR)
-        if error is not None and error["status"] == "True":  # this pass got through
-            d.status["conditions"] = set_condition(
-                d.status["conditions"], RECONCILE_ERROR, "False", "Reconciled", "", self.clock()
-            )
-        patch = changed_fields(job.status, d.status)
+                d = invalid(job, [], message, self.clock(), reason=Reason.INVALID_POD_TEMPLATE)
+        error = find_condition(d.status, ConditionType.RECONCILE_ERROR)
+        if error is not None and error.status == "True":  # this pass got through
+            d.status.conditions = set_condition(
+                d.status.conditions, ConditionType.RECONCILE_ERROR, "False", Reason.RECONCILED, "",
+                self.clock(),
+            )  # fmt: skip
+        patch = status_patch(job.status, d.status)
         if patch:
             self.kube.patch_job_status(ns, meta.name, patch)
         for event in d.events:
             log.info("%s/%s: %s %s", ns, meta.name, event.reason, event.message)
             self.kube.emit(obj, event)
         if d.restarted:
-            self.metrics.restarts.labels(d.status.get("reason") or "Unknown").inc()
-        self.metrics.set_phase((ns, meta.name), d.status.get("phase"))
+            self.metrics.restarts.labels(d.status.reason or "Unknown").inc()
+        self.metrics.set_phase((ns, meta.name), d.status.phase)
         if d.delete_job:
             log.info("%s/%s: ttlSecondsAfterFinished passed; deleting the job", ns, meta.name)
             self.kube.delete_job(ns, meta.name, meta.uid)
             return None
         return d.requeue_after
-
 
 def _api_message(e: ApiException) -> str:
     try:

@@ -8,113 +8,32 @@ operator restart continues where the last one stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from kubetrain.api.conditions import WAITING_PROBLEMS, ConditionType, Phase, Reason
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain_operator.observe import (
-    WAITING_PROBLEMS,
-    Failure,
-    ObservedPod,
-    format_time,
-    parse_time,
-    worker_failure,
-)
+from kubetrain.api.status import ConditionStatus, Replicas
+from kubetrain_operator.conditions import find_condition, set_condition
+from kubetrain_operator.decision import Decision, Event, JobState, PodRef
+from kubetrain_operator.observe import Failure, ObservedPod, format_time, parse_time, worker_failure
 
-Obj = dict[str, Any]
-
-ACTIVE = ("Pending", "Starting", "Running", "Restarting")
-FINISHED = ("Succeeded", "Failed")
 # The condition that is True in each phase (the others present are set False).
 PHASE_CONDITIONS = {
-    "Running": "Running",
-    "Restarting": "Restarting",
-    "Suspended": "Suspended",
-    "Succeeded": "Succeeded",
-    "Failed": "Failed",
+    Phase.RUNNING: ConditionType.RUNNING,
+    Phase.RESTARTING: ConditionType.RESTARTING,
+    Phase.SUSPENDED: ConditionType.SUSPENDED,
+    Phase.SUCCEEDED: ConditionType.SUCCEEDED,
+    Phase.FAILED: ConditionType.FAILED,
 }
-INVALID_REASONS = ("InvalidSpec", "InvalidPodTemplate")
+INVALID_REASONS = (Reason.INVALID_SPEC, Reason.INVALID_POD_TEMPLATE)
 MAX_BACKOFF = 600.0
 # A pod still there this long after its grace period ended has no kubelet to finish it (node
 # lost): it is force-deleted, since its stable name blocks the group's next generation.
 OVERDUE_SECONDS = 60.0
 # Re-check active jobs at least this often, whatever else happens.
 RESYNC_SECONDS = 60.0
-WARNING_PHASES = frozenset({"Failed", "Restarting"})
-PROBLEM_REASONS = frozenset({"Unschedulable", "StartTimeout", *WAITING_PROBLEMS})
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to record on the job."""
-
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PodRef:
-    name: str
-    uid: str
-
-
-@dataclass
-class Decision:
-    """What the reconcile should do; `status` holds every operator-owned status field."""
-
-    status: Obj
-    create: list[int] = field(default_factory=list)
-    delete: list[PodRef] = field(default_factory=list)
-    force_delete: list[PodRef] = field(default_factory=list)
-    delete_job: bool = False
-    events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
-    restarted: bool = False
-
-    def requeue(self, seconds: float) -> None:
-        """Ask to be called again in `seconds` (the earliest request wins)."""
-        seconds = max(seconds, 0.5)
-        if self.requeue_after is None or seconds < self.requeue_after:
-            self.requeue_after = seconds
-
-
-@dataclass(frozen=True)
-class JobState:
-    """The inputs: the job's name, generation, parsed spec and current status."""
-
-    name: str
-    generation: int
-    spec: TrainingJobSpec | None  # None when the object does not even parse
-    status: Obj
-
-
-def set_condition(
-    conditions: list[Obj], type_: str, status: str, reason: str, message: str, now: datetime
-) -> list[Obj]:
-    """Conditions with `type_` set; lastTransitionTime changes only when the status does."""
-    out, found = [], False
-    for c in conditions:
-        if c.get("type") != type_:
-            out.append(c)
-            continue
-        found = True
-        changed = c.get("status") != status
-        out.append({
-            "type": type_, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": format_time(now) if changed else c.get("lastTransitionTime"),
-        })  # fmt: skip
-    if not found:
-        out.append({
-            "type": type_, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": format_time(now),
-        })  # fmt: skip
-    return out
-
-
-def condition(status: Obj, type_: str) -> Obj | None:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
+WARNING_PHASES = frozenset({Phase.FAILED, Phase.RESTARTING})
+PROBLEM_REASONS = frozenset({Reason.UNSCHEDULABLE, Reason.START_TIMEOUT, *WAITING_PROBLEMS})
 
 
 def restart_backoff(spec: TrainingJobSpec, restarts: int) -> float:
@@ -127,46 +46,56 @@ class _Machine:
     """One evaluation of the state machine; accumulates the decision."""
 
     def __init__(self, job: JobState, pods: list[ObservedPod], now: datetime) -> None:
-        self.job, self.spec, self.now = job, job.spec, now
-        old = dict(job.status)
-        self.old_phase, self.old_reason = old.get("phase"), old.get("reason")
-        gen = int(old.get("restarts") or 0)
+        self.job, self.now = job, now
+        old = job.status
         # Pods newer than the status (status lost or edited) are adopted, never duplicated.
-        self.gen = max([gen, *(p.generation for p in pods)])
+        self.gen = max([old.restarts, *(p.generation for p in pods)])
         self.pods = pods
         self.current = [p for p in pods if p.generation == self.gen]
         self.stale = [p for p in pods if p.generation != self.gen]
-        self.status: Obj = {
-            "phase": old.get("phase") or "Pending",
-            "reason": old.get("reason") or "Created",
-            "message": old.get("message") or "",
-            "conditions": list(old.get("conditions") or []),
-            "observedGeneration": job.generation,
-            "startTime": old.get("startTime"),
-            "completionTime": old.get("completionTime"),
+        # The desired status starts as the current one: what is not decided here stays.
+        self.status = old.model_copy(deep=True, update={
+            "phase": old.phase or Phase.PENDING,
+            "reason": old.reason or Reason.CREATED,
+            "message": old.message or "",
+            "observed_generation": job.generation,
             "restarts": self.gen,
-        }
+        })  # fmt: skip
         self.d = Decision(status=self.status)
-        self.spec_edited = old.get("observedGeneration") not in (None, job.generation)
+        self.spec_edited = old.observed_generation not in (None, job.generation)
+
+    @property
+    def phase(self) -> Phase:
+        return self.status.phase or Phase.PENDING
+
+    @property
+    def spec(self) -> TrainingJobSpec:
+        assert self.job.spec is not None, "a job without a spec only fails and finishes"
+        return self.job.spec
 
     # -- building blocks -------------------------------------------------------------
 
-    def transition(self, phase: str, reason: str, message: str) -> None:
+    def transition(self, phase: Phase, reason: str, message: str) -> None:
         """Enter `phase`; an Event records every change of phase or reason."""
-        if (phase, reason) != (self.status["phase"], self.status["reason"]):
+        if (phase, reason) != (self.status.phase, self.status.reason):
             self.event(phase, reason, message)
-        self.status.update(phase=phase, reason=reason, message=message)
-        if phase in FINISHED:  # earlier checks (heartbeat, start) no longer matter
+        self.status.phase, self.status.reason, self.status.message = phase, reason, message
+        if phase.finished:  # earlier checks (heartbeat, start) no longer matter
             self.d.requeue_after = None
-        conditions = self.status["conditions"]
         for ph, type_ in PHASE_CONDITIONS.items():
             if ph == phase:
-                conditions = set_condition(conditions, type_, "True", reason, message, self.now)
-            elif condition({"conditions": conditions}, type_) is not None:
-                conditions = set_condition(conditions, type_, "False", reason, message, self.now)
-        self.status["conditions"] = conditions
+                self.set_condition(type_, "True", reason, message)
+            elif find_condition(self.status, type_) is not None:
+                self.set_condition(type_, "False", reason, message)
 
-    def event(self, phase: str, reason: str, message: str) -> None:
+    def set_condition(
+        self, type_: ConditionType, status: ConditionStatus, reason: str, message: str
+    ) -> None:
+        self.status.conditions = set_condition(
+            self.status.conditions, type_, status, reason, message, self.now
+        )
+
+    def event(self, phase: Phase, reason: str, message: str) -> None:
         warning = phase in WARNING_PHASES or reason in PROBLEM_REASONS
         kind = "Warning" if warning else "Normal"
         self.d.events.append(Event(kind, reason, f"{phase}: {message}"))
@@ -190,20 +119,24 @@ class _Machine:
 
     def run(self) -> Decision:
         self._step()
-        self.status["replicas"] = self._replicas()
+        self.status.replicas = self._replicas()
         return self.d
 
     def _step(self) -> None:
-        phase = self.status["phase"]
-        if phase == "Failed" and self.status["reason"] in INVALID_REASONS and self.spec_edited:
-            self.transition("Pending", "SpecUpdated", "the spec was fixed; starting again")
-            self.status["completionTime"] = None
-        elif phase in FINISHED:
+        fixed = self.status.reason in INVALID_REASONS and self.spec_edited
+        if self.phase == Phase.FAILED and fixed:
+            self.transition(
+                Phase.PENDING, Reason.SPEC_UPDATED, "the spec was fixed; starting again"
+            )
+            self.status.completion_time = None
+        elif self.phase.finished:
             return self._finished()
         if self.spec.run_policy.suspend:
             return self._suspend()
-        if phase == "Suspended":
-            self.transition("Pending", "Resumed", "resumed; continuing from the last checkpoint")
+        if self.phase == Phase.SUSPENDED:
+            self.transition(
+                Phase.PENDING, Reason.RESUMED, "resumed; continuing from the last checkpoint"
+            )
         if self._deadline_exceeded():
             return
         if self.stale:  # the previous generation must be gone before the next starts
@@ -211,7 +144,7 @@ class _Machine:
             self._force_overdue(self.stale)
             self.d.requeue(RESYNC_SECONDS)
             return
-        if self.status["phase"] in ("Pending", "Restarting") and any(
+        if self.phase in (Phase.PENDING, Phase.RESTARTING) and any(
             p.deleting for p in self.current
         ):  # pods removed by a suspend: names are reused, so wait until they are gone
             self._force_overdue(self.current)
@@ -220,24 +153,24 @@ class _Machine:
         failure = self._failure()
         if failure is not None:
             return self._fail_or_restart(failure)
-        if self.status["phase"] == "Restarting" and not self._backoff_elapsed():
+        if self.phase == Phase.RESTARTING and not self._backoff_elapsed():
             return
         self._progress()
 
     def _finished(self) -> None:
         """cleanPodPolicy, then ttlSecondsAfterFinished."""
-        if self.spec is None:  # an unparsable job: nothing of it may run
+        if self.job.spec is None:  # an unparsable job: nothing of it may run
             self.delete(self.pods)
             return
         policy = self.spec.run_policy.clean_pod_policy
         if policy == "All":
             self.delete(self.pods)
-        elif policy == "Running" or self.status["phase"] == "Failed":
+        elif policy == "Running" or self.phase == Phase.FAILED:
             # A failed job never keeps pods running (they would hold GPUs for nothing);
             # finished ones stay for their logs unless the policy is All.
             self.delete([p for p in self.pods if not p.finished])
         ttl = self.spec.run_policy.ttl_seconds_after_finished
-        age = self.since(self.status.get("completionTime"))
+        age = self.since(self.status.completion_time)
         if ttl is not None and age is not None:
             if age >= ttl:
                 self.d.delete_job = True
@@ -246,25 +179,27 @@ class _Machine:
 
     def _suspend(self) -> None:
         self.delete(self.pods)
-        if self.status["phase"] != "Suspended":
-            self.transition("Suspended", "Suspended", "pods removed; checkpoints kept")
+        if self.phase != Phase.SUSPENDED:
+            self.transition(Phase.SUSPENDED, Reason.SUSPENDED, "pods removed; checkpoints kept")
         # The deadline counts running time only (as a Job's does): it restarts on resume.
-        self.status["startTime"] = None
+        self.status.start_time = None
 
     def _deadline_exceeded(self) -> bool:
         limit = self.spec.run_policy.active_deadline_seconds
-        elapsed = self.since(self.status.get("startTime"))
+        elapsed = self.since(self.status.start_time)
         if limit is None or elapsed is None:
             return False
         if elapsed < limit:
             self.d.requeue(limit - elapsed)
             return False
-        self._fail("DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds ({limit})")
+        self._fail(
+            Reason.DEADLINE_EXCEEDED, f"the job ran longer than activeDeadlineSeconds ({limit})"
+        )
         return True
 
     def _fail(self, reason: str, message: str) -> None:
-        self.transition("Failed", reason, message)
-        self.status["completionTime"] = format_time(self.now)
+        self.transition(Phase.FAILED, reason, message)
+        self.status.completion_time = format_time(self.now)
         self._finished()
 
     def _failure(self) -> Failure | None:
@@ -273,21 +208,23 @@ class _Machine:
             failure = worker_failure(pod)
             if failure is not None:
                 return failure
-        if self.status["phase"] in ("Starting", "Running"):
+        if self.phase in (Phase.STARTING, Phase.RUNNING):
             present = {p.index for p in self.current if not p.deleting}
             missing = [i for i in range(self.spec.parallelism.nodes) if i not in present]
             if missing:
                 names = ", ".join(f"{self.job.name}-worker-{i}" for i in missing)
-                return Failure("PodDeleted", f"worker pod deleted: {names}", True)
+                return Failure(Reason.POD_DELETED, f"worker pod deleted: {names}", True)
         return self._stall()
 
     def _stall(self) -> Failure | None:
-        if self.status["phase"] != "Running":
+        if self.phase != Phase.RUNNING:
             return None
-        running = condition(self.status, "Running")
-        progress = self.job.status.get("progress") or {}
-        beats = [parse_time(progress.get("heartbeatTime")), parse_time((running or {}).get(
-            "lastTransitionTime"))]
+        running = find_condition(self.status, ConditionType.RUNNING)
+        progress = self.job.status.progress
+        beats = [
+            parse_time(progress.heartbeat_time if progress else None),
+            parse_time(running.last_transition_time if running else None),
+        ]
         seen = [b for b in beats if b is not None]
         if not seen:
             return None
@@ -296,8 +233,8 @@ class _Machine:
         if quiet < timeout:
             self.d.requeue(timeout - quiet)
             return None
-        return Failure("Stalled", f"no trainer heartbeat for {int(quiet)}s "
-                       f"(heartbeatTimeoutSeconds {timeout})", True)
+        return Failure(Reason.STALLED, f"no trainer heartbeat for {int(quiet)}s "
+                       f"(heartbeatTimeoutSeconds {timeout})", True)  # fmt: skip
 
     def _fail_or_restart(self, failure: Failure) -> None:
         if not failure.retryable:
@@ -305,17 +242,19 @@ class _Machine:
         limit = self.spec.run_policy.max_restarts
         if self.gen >= limit:
             return self._fail(
-                "BackoffLimitExceeded", f"{limit} restarts used; last failure: {failure.message}"
+                Reason.BACKOFF_LIMIT_EXCEEDED,
+                f"{limit} restarts used; last failure: {failure.message}",
             )
         self.gen += 1
-        self.status["restarts"] = self.gen
+        self.status.restarts = self.gen
         self.delete(self.current)
-        self.transition("Restarting", failure.reason, failure.message)
+        self.transition(Phase.RESTARTING, failure.reason, failure.message)
         self.d.restarted = True
         self.d.requeue(restart_backoff(self.spec, self.gen))
 
     def _backoff_elapsed(self) -> bool:
-        since = self.since((condition(self.status, "Restarting") or {}).get("lastTransitionTime"))
+        restarting = find_condition(self.status, ConditionType.RESTARTING)
+        since = self.since(restarting.last_transition_time if restarting else None)
         wait = restart_backoff(self.spec, self.gen) - (since or 0.0)
         if wait > 0:
             self.d.requeue(wait)
@@ -325,27 +264,26 @@ class _Machine:
     def _progress(self) -> None:
         nodes = self.spec.parallelism.nodes
         cur = self.current
-        phase = self.status["phase"]
-        if phase in ("Pending", "Restarting"):
+        phase = self.phase
+        if phase in (Phase.PENDING, Phase.RESTARTING):
             present = {p.index for p in cur}
             self.d.create = [i for i in range(nodes) if i not in present]
             if self.d.create or cur:
-                self.transition("Starting", "PodsStarting",
+                self.transition(Phase.STARTING, Reason.PODS_STARTING,
                                 f"creating {nodes} worker pod(s), restart generation {self.gen}")
-                self.status["startTime"] = self.status.get("startTime") or format_time(self.now)
+                self.status.start_time = self.status.start_time or format_time(self.now)
             self.d.requeue(RESYNC_SECONDS)
             return
         if len(cur) == nodes and all(p.succeeded for p in cur):
-            self.transition("Succeeded", "Completed", "training finished")
-            self.status["completionTime"] = format_time(self.now)
+            self.transition(Phase.SUCCEEDED, Reason.COMPLETED, "training finished")
+            self.status.completion_time = format_time(self.now)
             return self._finished()
         if all(p.running or p.succeeded for p in cur) and len(cur) == nodes:
-            if phase != "Running":
-                self.transition("Running", "Training", f"{nodes} worker pod(s) running")
-                if condition(self.status, "PodsStarted") is not None:
-                    self.status["conditions"] = set_condition(
-                        self.status["conditions"], "PodsStarted", "True", "Running",
-                        "all worker pods running", self.now)  # fmt: skip
+            if phase != Phase.RUNNING:
+                self.transition(Phase.RUNNING, Reason.TRAINING, f"{nodes} worker pod(s) running")
+                if find_condition(self.status, ConditionType.PODS_STARTED) is not None:
+                    self.set_condition(ConditionType.PODS_STARTED, "True", Reason.RUNNING,
+                                       "all worker pods running")  # fmt: skip
             self._stall()  # schedules the next heartbeat check
             self.d.requeue(RESYNC_SECONDS)
             return
@@ -362,26 +300,24 @@ class _Machine:
             self.d.requeue(timeout - max(ages))
             return
         pod = waiting[ages.index(max(ages))]
+        reason: str
         if pod.unschedulable:
-            reason, message = "Unschedulable", pod.unschedulable
+            reason, message = Reason.UNSCHEDULABLE, pod.unschedulable
         elif pod.waiting_reason in WAITING_PROBLEMS:
             reason, message = pod.waiting_reason, pod.waiting_message or pod.waiting_reason
         else:
-            reason, message = "StartTimeout", "pod not running"
+            reason, message = Reason.START_TIMEOUT, "pod not running"
         message = f"{pod.name} not running after {int(max(ages))}s: {message}"
-        self.status["conditions"] = set_condition(
-            self.status["conditions"], "PodsStarted", "False", reason, message, self.now
+        self.set_condition(ConditionType.PODS_STARTED, "False", reason, message)
+        self.transition(Phase.STARTING, reason, message)
+
+    def _replicas(self) -> Replicas:
+        cur = self.current if self.phase != Phase.RESTARTING else []
+        return Replicas(
+            active=sum(1 for p in cur if not p.finished and not p.deleting),
+            succeeded=sum(1 for p in cur if p.succeeded),
+            failed=sum(1 for p in cur if p.phase == "Failed"),
         )
-        self.transition("Starting", reason, message)
-
-    def _replicas(self) -> Obj:
-        cur = self.current if self.status["phase"] != "Restarting" else []
-        return {
-            "active": sum(1 for p in cur if not p.finished and not p.deleting),
-            "succeeded": sum(1 for p in cur if p.succeeded),
-            "failed": sum(1 for p in cur if p.phase == "Failed"),
-        }
-
 
 
 def decide(job: JobState, pods: list[ObservedPod], now: datetime) -> Decision:
@@ -390,25 +326,23 @@ def decide(job: JobState, pods: list[ObservedPod], now: datetime) -> Decision:
 
 
 def invalid(
-    job: JobState, pods: list[ObservedPod], message: str, now: datetime, reason: str = "InvalidSpec"
+    job: JobState,
+    pods: list[ObservedPod],
+    message: str,
+    now: datetime,
+    reason: Reason = Reason.INVALID_SPEC,
 ) -> Decision:
     """A spec the operator cannot run: Failed with reason InvalidSpec, never retried
     (a later edit of the spec starts it again)."""
     m = _Machine(job, pods, now)
-    if (m.status["phase"], m.status["reason"], m.status["message"]) != (
-        "Failed", reason, message
-    ):
+    s = m.status
+    if (s.phase, s.reason, s.message) != (Phase.FAILED, reason, message):
         m._fail(reason, message)
     else:
         m._finished()
     m.delete(m.pods)
-    m.status["replicas"] = m._replicas()
+    s.replicas = m._replicas()
     return m.d
 
 
-def changed_fields(current: Obj, desired: Obj) -> Obj:
-    """The part of `desired` that differs from `current` (what the status patch carries)."""
-    return {k: v for k, v in desired.items() if current.get(k) != v}
-
-
-__all__ = ["Decision", "Event", "JobState", "PodRef", "decide", "invalid", "set_condition"]
+__all__ = ["decide", "invalid", "restart_backoff"]

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.api.status import TrainingJobStatus
+from kubetrain_operator.decision import JobState
 from kubetrain_operator.names import JobMeta
 from kubetrain_operator.observe import ObservedPod, format_time
-from kubetrain_operator.status import JobState
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 BASE_SPEC: dict[str, Any] = {
@@ -51,7 +52,7 @@ def job(phase: str | None = None, spec_: TrainingJobSpec | None = None, **status
         s["phase"] = phase
         s.setdefault("reason", "Same")
         s.setdefault("observedGeneration", 1)
-    return JobState("demo", 1, spec_ or spec(), s)
+    return JobState("demo", 1, spec_ or spec(), TrainingJobStatus.model_validate(s))
 
 
 def pod(

@@ -8,17 +8,12 @@ from typing import Any
 import pytest
 from operator_builders import NOW, ago, cond, job, pod, spec
 
+from kubetrain.api.status import Condition, TrainingJobStatus
+from kubetrain_operator.conditions import set_condition
+from kubetrain_operator.decision import Decision, JobState, PodRef
 from kubetrain_operator.observe import observe_pod
-from kubetrain_operator.status import (
-    Decision,
-    JobState,
-    PodRef,
-    changed_fields,
-    decide,
-    invalid,
-    restart_backoff,
-    set_condition,
-)
+from kubetrain_operator.status import decide, invalid, restart_backoff
+from kubetrain_operator.status_patch import status_patch
 
 
 def refs(*pairs: tuple[int, int]) -> list[PodRef]:
@@ -26,8 +21,13 @@ def refs(*pairs: tuple[int, int]) -> list[PodRef]:
     return [PodRef(f"demo-worker-{i}", f"u{g}-{i}") for i, g in pairs]
 
 
+def dumped(d: Decision) -> dict[str, Any]:
+    """The decided status as the API server gets it."""
+    return d.status.model_dump(mode="json", by_alias=True)
+
+
 def summary(d: Decision) -> dict[str, Any]:
-    s = d.status
+    s = dumped(d)
     return {
         "phase": s["phase"], "reason": s["reason"], "restarts": s["restarts"],
         "create": d.create, "delete": d.delete, "requeue": d.requeue_after,
@@ -209,9 +209,10 @@ def test_stuck_pods_surface_a_condition_with_the_reason():
             pod(1)]  # fmt: skip
 
     d = decide(state, pods, NOW)
+    s = dumped(d)
 
-    assert (d.status["phase"], d.status["reason"]) == ("Starting", "Unschedulable")
-    (stuck,) = [c for c in d.status["conditions"] if c["type"] == "PodsStarted"]
+    assert (s["phase"], s["reason"]) == ("Starting", "Unschedulable")
+    (stuck,) = [c for c in s["conditions"] if c["type"] == "PodsStarted"]
     assert stuck["status"] == "False" and stuck["reason"] == "Unschedulable"
     assert stuck["message"] == "demo-worker-0 not running after 700s: 0/3 nodes: Insufficient gpu"
     assert [(e.type, e.reason) for e in d.events] == [("Warning", "Unschedulable")]
@@ -220,15 +221,15 @@ def test_stuck_pods_surface_a_condition_with_the_reason():
 def test_failure_message_names_the_worker_and_termination_message():
     state = job("Running", conditions=RUNNING)
     d = decide(state, [pod(0), pod(1, "Failed", exit_code=1, exit_message="x\nboom")], NOW)
-    assert d.status["message"] == "demo-worker-1 exited with code 1: boom"
+    assert dumped(d)["message"] == "demo-worker-1 exited with code 1: boom"
     d = decide(state, [pod(0, "Failed", exit_code=2, exit_message="bad column y"), pod(1)], NOW)
-    assert d.status["message"] == "bad column y"
+    assert dumped(d)["message"] == "bad column y"
 
 
 def test_status_fields_on_success():
     state = job("Running", conditions=RUNNING, startTime=ago(500))
     d = decide(state, [pod(0, "Succeeded"), pod(1, "Succeeded")], NOW)
-    s = d.status
+    s = dumped(d)
     assert (s["startTime"], s["completionTime"]) == (ago(500), ago(0))
     assert s["replicas"] == {"active": 0, "succeeded": 2, "failed": 0}
     assert {c["type"]: c["status"] for c in s["conditions"]} == {
@@ -241,34 +242,34 @@ def test_reconciling_twice_changes_nothing_more():
     state = job("Starting", startTime=ago(30))
     first = decide(state, [pod(0), pod(1)], NOW)
     again = decide(JobState("demo", 1, state.spec, first.status), [pod(0), pod(1)], NOW)
-    assert changed_fields(first.status, again.status) == {}
+    assert status_patch(first.status, again.status) == {}
     assert again.events == [] and again.create == [] and again.delete == []
 
 
 def test_invalid_spec_fails_once_and_deletes_pods():
     d = invalid(job(), [pod(0)], "spec.image: required", NOW)
-    assert (d.status["phase"], d.status["reason"]) == ("Failed", "InvalidSpec")
+    assert (dumped(d)["phase"], dumped(d)["reason"]) == ("Failed", "InvalidSpec")
     assert d.delete == refs((0, 0)) and d.requeue_after is None
     again = invalid(JobState("demo", 1, None, d.status), [], "spec.image: required", NOW)
-    assert again.events == [] and changed_fields(d.status, again.status) == {
+    assert again.events == [] and status_patch(d.status, again.status) == {
         "replicas": {"active": 0, "succeeded": 0, "failed": 0}  # the pod is gone now
     }
 
 
 def test_fixing_an_invalid_spec_starts_the_job():
-    state = JobState("demo", 2, spec(), {"phase": "Failed", "reason": "InvalidSpec",
-                                          "observedGeneration": 1})  # fmt: skip
+    state = JobState("demo", 2, spec(), TrainingJobStatus.model_validate(
+        {"phase": "Failed", "reason": "InvalidSpec", "observedGeneration": 1}))  # fmt: skip
     d = decide(state, [], NOW)
-    assert (d.status["phase"], d.create) == ("Starting", [0, 1])
-    assert d.status["completionTime"] is None
+    assert (dumped(d)["phase"], d.create) == ("Starting", [0, 1])
+    assert dumped(d)["completionTime"] is None
 
 
 def test_set_condition_keeps_transition_time_while_status_holds():
-    old = [cond("Running", "True", "Training", since=100)]
+    old = [Condition.model_validate(cond("Running", "True", "Training", since=100))]
     same = set_condition(old, "Running", "True", "Training", "still", NOW)
     flipped = set_condition(old, "Running", "False", "Restarting", "x", NOW)
-    assert same[0]["lastTransitionTime"] == ago(100) and same[0]["message"] == "still"
-    assert flipped[0]["lastTransitionTime"] == ago(0)
+    assert same[0].last_transition_time == ago(100) and same[0].message == "still"
+    assert flipped[0].last_transition_time == ago(0)
 
 
 @pytest.mark.parametrize(("restarts", "seconds"), [(1, 10), (2, 20), (3, 40), (8, 600)])
@@ -296,7 +297,7 @@ def test_crash_message_prefers_the_error_line_of_a_log_tail():
     tail = "Traceback\n  File x\nRuntimeError: NCCL timeout\n=====\n  exitcode  : 1\n=====\n"
     state = job("Running", conditions=RUNNING)
     d = decide(state, [pod(0), pod(1, "Failed", exit_code=1, exit_message=tail)], NOW)
-    assert d.status["message"] == "demo-worker-1 exited with code 1: RuntimeError: NCCL timeout"
+    assert dumped(d)["message"] == "demo-worker-1 exited with code 1: RuntimeError: NCCL timeout"
 
 
 def test_pods_stuck_terminating_are_force_deleted_once_overdue():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +20,8 @@ REFERENCE_PATH = "docs/spec-reference.md"
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "object"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return " \\| ".join(f"`{member.value}`" for member in annotation)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Literal:

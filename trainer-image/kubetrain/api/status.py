@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import Field, field_serializer
 
 from kubetrain.api.base import KubeModel
+from kubetrain.api.conditions import ConditionType, Phase
 
-Phase = Literal["Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed", "Suspended"]
 HISTORY_LIMIT = 100
 SIGNIFICANT_DIGITS = 5
+ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 def readable(value: float | None) -> float | None:
@@ -23,10 +24,13 @@ def readable(value: float | None) -> float | None:
 
 
 class Condition(KubeModel):
-    """A Kubernetes condition (Created, Running, Restarting, Succeeded, Failed, Suspended...)."""
+    """A Kubernetes condition: one aspect of the job, True or False since a time."""
 
-    type: str = Field(max_length=64)
-    status: Literal["True", "False", "Unknown"]
+    # A string, not the enum: condition types are open by Kubernetes convention.
+    type: str = Field(
+        max_length=64, description=f"One of {', '.join(ConditionType)} (what the operator sets)."
+    )
+    status: ConditionStatus
     reason: str = Field("", max_length=128)
     message: str = Field("", max_length=4096)
     last_transition_time: str | None = None
@@ -120,6 +124,7 @@ class TrainingJobStatus(KubeModel):
     """Observed state, written by the operator (phase, conditions) and the trainer (progress)."""
 
     phase: Phase | None = None
+    """Where the job is in its life."""
     reason: str | None = Field(None, max_length=128)
     """Why the job is in its phase, in one word (Stalled, DeadlineExceeded, InvalidSpec...)."""
     message: str | None = Field(None, max_length=4096)
