@@ -29,8 +29,10 @@ from kubetrain_operator.status_patch import status_patch
 log = logging.getLogger("kubetrain_operator")
 Key = tuple[str, str]
 
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
 
 class Reconciler:
     def __init__(
@@ -142,6 +144,7 @@ class Reconciler:
             self.kube.delete_job(ns, meta.name, meta.uid)
             return None
         return d.requeue_after
+
 
 def _api_message(e: ApiException) -> str:
     try:
