@@ -27,7 +27,7 @@ class SyntheticData(KubeModel):
     """Vocabulary size (lm)."""
     noise: float = Field(0.1, ge=0)
     """Standard deviation of label noise (regression) or logit noise (classification)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     """Seed of the generator; the same seed gives the same data everywhere."""
 
 
@@ -86,7 +86,7 @@ class Split(KubeModel):
     """Fraction of samples for validation."""
     test: float = Field(0.0, ge=0, lt=1)
     """Fraction of samples for the test split (kubetrain eval)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     """Seed of the shuffle that assigns samples to splits."""
     stratify: bool = False
     """Keep class proportions equal across splits (classification)."""

@@ -266,8 +266,9 @@ def read_spec_text(path: str | Path) -> str:
         with p.open("rb") as f:
             raw = f.read(MAX_BYTES + 1)  # never more: a 50 MB file costs one read of 1 MiB
             if len(raw) > MAX_BYTES:
-                f.seek(0, 2)
-                raise SpecError([Issue("", size_message(f.tell()), str(p))])
+                size = f.seek(0, 2) if f.seekable() else 0
+                message = size_message(size if size > MAX_BYTES else None)  # None: a device
+                raise SpecError([Issue("", message, str(p))])
     except IsADirectoryError:
         raise SpecError([Issue("", "is a directory, not a YAML file", str(p))]) from None
     except OSError as e:

@@ -85,7 +85,7 @@ class Training(KubeModel):
     eval: Eval = Field(default_factory=Eval)
     early_stopping: EarlyStopping | None = None
     logging: Logging = Field(default_factory=Logging)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     """Seeds model init, data order, dropout and augmentation."""
     deterministic: bool = False
     """Use deterministic algorithms (slower; bitwise repeatable on the same hardware)."""

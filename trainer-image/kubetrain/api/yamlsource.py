@@ -86,8 +86,9 @@ def decode_text(raw: bytes) -> str:
 
 
 def size_message(size: int | None) -> str:
-    got = f"{size:,} bytes" if size is not None else "more"
-    return f"file too large: {got}, the limit is {MAX_BYTES:,} bytes (a TrainingJob is a few KB)"
+    """The file-size problem; `size` is None where it cannot be known (a device)."""
+    got = f"{size:,} bytes, " if size is not None else ""
+    return f"file too large: {got}the limit is {MAX_BYTES:,} bytes (a TrainingJob is a few KB)"
 
 
 @dataclass
