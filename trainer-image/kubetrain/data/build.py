@@ -4,44 +4,62 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.data.errors import DataError
+from kubetrain.data.checks import (
+    check_finite_column,
+    check_missing_labels,
+    check_regression_labels,
+    check_text_column,
+)
+from kubetrain.data.samples import Samples, TensorSamples, TokenWindows
 from kubetrain.data.shapes import DataShapes
 from kubetrain.data.sources import Arrays, Table, Text, TokenStream, load_source
-from kubetrain.data.splitdata import Split, TensorSplit, TokenSplit
-from kubetrain.data.splits import contiguous_ranges, split_indices
-from kubetrain.data.text import Tokenizer, cached_tokens
-from kubetrain.preprocessing.image import fit_channel_stats, normalize_images
+from kubetrain.data.splits import SplitIndices, contiguous_ranges, split_indices
+from kubetrain.data.text import cached_tokens
+from kubetrain.errors import InvalidJob
+from kubetrain.preprocessing.arrays import ArrayScale
+from kubetrain.preprocessing.image import ChannelStats
+from kubetrain.preprocessing.state import (
+    ArrayState,
+    PreprocessingState,
+    TabularState,
+    TextState,
+    TokensState,
+)
 from kubetrain.preprocessing.tabular import FeatureState, rows_to_keep
 from kubetrain.preprocessing.target import TargetState
+from kubetrain.preprocessing.tokenizer import Tokenizer
 
 
 @dataclass
 class DataBundle:
     """The three splits, the shapes the model needs and the fitted preprocessing state."""
 
-    train: Split
-    val: Split
-    test: Split
+    train: Samples
+    val: Samples
+    test: Samples
     shapes: DataShapes
-    state: dict[str, Any]
-    """JSON-serialisable preprocessing state (saved next to the model)."""
+    state: PreprocessingState
     class_counts: list[int] | None = None
 
     @property
     def target(self) -> TargetState | None:
-        t = self.state.get("target")
-        return TargetState(**t) if t else None
+        return getattr(self.state, "target", None)
 
     @property
     def tokenizer(self) -> Tokenizer | None:
-        t = self.state.get("tokenizer")
-        return Tokenizer.from_state(t) if t else None
+        return self.state.tokenizer if isinstance(self.state, TextState) else None
+
+    @property
+    def target_scale(self) -> float:
+        """Regression targets' scale, so metrics read in the label's own units (else 1)."""
+        t = self.target
+        return t.scale if t is not None and t.task == "regression" else 1.0
 
 
 def infer_task(spec: TrainingJobSpec, labels: np.ndarray) -> str:
@@ -58,118 +76,142 @@ def infer_task(spec: TrainingJobSpec, labels: np.ndarray) -> str:
 
 
 def build_data(spec: TrainingJobSpec, *, cache_dir: Path | None = None, base: Path | None = None,
-               state: dict[str, Any] | None = None) -> DataBundle:
+               state: PreprocessingState | None = None) -> DataBundle:
     """Every split, preprocessed with `state` when given (resume, eval) or fitted on train."""
     raw = load_source(spec.dataset, base=base)
     if isinstance(raw, Text | TokenStream):
         return _tokens(spec, raw, cache_dir, state)
     if isinstance(raw, Table):
-        return _table(spec, raw, state)
-    return _arrays(spec, raw, state)
+        return _table(spec, raw, _expect(state, TabularState))
+    return _arrays(spec, raw, _expect(state, ArrayState))
+
+
+S = TypeVar("S", TextState, TokensState, TabularState, ArrayState)
+
+
+def _expect(state: PreprocessingState | None, kind: type[S]) -> S | None:
+    """The saved state, which must be of the kind this data produces."""
+    if state is not None and not isinstance(state, kind):
+        raise InvalidJob(f"the saved preprocessing is for {state.kind} data, but the dataset now"
+                         f" yields {kind.kind} data; use a new run directory")
+    return state
 
 
 def _tokens(spec: TrainingJobSpec, raw: Text | TokenStream, cache_dir: Path | None,
-            state: dict[str, Any] | None) -> DataBundle:
+            state: PreprocessingState | None) -> DataBundle:
     text_spec = spec.preprocessing.text
     gpt = spec.model.gpt
     seq_len = text_spec.seq_len or (gpt.context if gpt else 64)
     if isinstance(raw, Text):
         cut = contiguous_ranges(len(raw.text), spec.dataset.split)
-        if state is None:
-            tok = Tokenizer.fit(text_spec.tokenizer, raw.text[cut[0]], raw.text)
-            state = {"kind": "text", "tokenizer": tok.state()}
-        tok = Tokenizer.from_state(state["tokenizer"])
-        tokens = cached_tokens(raw.text, tok, cache_dir)
-        vocab = tok.vocab_size
+        text_state = _expect(state, TextState) or TextState(
+            Tokenizer.fit(text_spec.tokenizer, raw.text[cut[0]], raw.text))
+        tokens = cached_tokens(raw.text, text_state.tokenizer, cache_dir)
+        vocab = text_state.tokenizer.vocab_size
+        state = text_state
     else:
         tokens, vocab = raw.tokens, raw.vocab_size
-        state = state or {"kind": "tokens", "vocabSize": vocab}
+        state = _expect(state, TokensState) or TokensState(vocab)
     train_r, val_r, test_r = contiguous_ranges(len(tokens), spec.dataset.split)
     need = 2 * (seq_len + 1)
     if train_r.stop - train_r.start < need:
-        raise DataError(
+        raise InvalidJob(
             f"the training text has {train_r.stop - train_r.start} tokens, fewer than two windows"
             f" of the context ({seq_len} + 1 tokens); use more text or a shorter context"
         )
     if spec.dataset.split.val > 0 and val_r.stop - val_r.start < seq_len + 2:
-        raise DataError(f"the validation text has {val_r.stop - val_r.start} tokens, shorter than"
-                        f" the context ({seq_len} + 1 tokens); raise split.val or shorten it")
+        raise InvalidJob(f"the validation text has {val_r.stop - val_r.start} tokens, shorter than"
+                         f" the context ({seq_len} + 1 tokens); raise split.val or shorten it")
     seed = spec.training.seed
     return DataBundle(
-        TokenSplit(tokens[train_r], seq_len, text_spec.packing, seed),
-        TokenSplit(tokens[val_r], seq_len),
-        TokenSplit(tokens[test_r], seq_len),
+        TokenWindows(tokens[train_r], seq_len, text_spec.packing, seed),
+        TokenWindows(tokens[val_r], seq_len),
+        TokenWindows(tokens[test_r], seq_len),
         DataShapes("lm", (seq_len,), vocab, seq_len),
         state,
     )
 
 
-def _table(spec: TrainingJobSpec, raw: Table, state: dict[str, Any] | None) -> DataBundle:
+def _table(spec: TrainingJobSpec, raw: Table, state: TabularState | None) -> DataBundle:
     cols = spec.dataset.source.columns  # type: ignore[union-attr]
+    check_table(raw, cols.label, cols.categorical, spec.training.loss)
     label = raw.columns.pop(cols.label)
     prep = spec.preprocessing
     keep = rows_to_keep(raw.columns, prep)
     features = {k: v[keep] for k, v in raw.columns.items()}
     label = label[keep]
     if len(label) == 0:
-        raise DataError("no rows left after removing rows with missing values")
-    task = state["target"]["task"] if state else infer_task(spec, label)
+        raise InvalidJob("no rows left after removing rows with missing values")
+    task = state.target.task if state else infer_task(spec, label)
+    what = f"label column {cols.label!r}"
     parts = split_indices(len(label), spec.dataset.split,
                           label if task == "classification" else None)
     if state is None:
-        fs = FeatureState.fit(features, parts.train, prep, cols.categorical)
-        target = TargetState.fit(task, label[parts.train], prep.normalize == "zscore", cols.label)
-        state = {"kind": "tabular", "features": fs.state(), "target": target.state()}
-    fs = FeatureState.from_state(state["features"])
-    target = TargetState(**state["target"])
-    x = fs.transform(features)
-    splits = [_tensor_split(x[idx], target.transform(label[idx], cols.label, name))
-              for idx, name in zip(parts.__dict__.values(), ("training", "val", "test"),
-                                   strict=True)]
-    return _bundle(splits, target, (x.shape[1],), state)
+        state = TabularState(
+            FeatureState.fit(features, parts.train, prep, cols.categorical),
+            TargetState.fit(task, label[parts.train], prep.normalize == "zscore", what))
+    x = state.features.transform(features)
+    splits = [_tensor_samples(x[idx], state.target.transform(label[idx], what, name))
+              for idx, name in _named(parts)]
+    return _bundle(splits, state.target, (x.shape[1],), state)
 
 
-def _arrays(spec: TrainingJobSpec, raw: Arrays, state: dict[str, Any] | None) -> DataBundle:
+def _arrays(spec: TrainingJobSpec, raw: Arrays, state: ArrayState | None) -> DataBundle:
     x, y = raw.x, raw.y
-    task = state["target"]["task"] if state else infer_task(spec, y)
+    task = state.target.task if state else infer_task(spec, y)
+    src = spec.dataset.source
+    key = getattr(src, "labels_key", "y")
+    what = f"{src.path}: labels {key!r}" if hasattr(src, "path") else "the labels"
+    if task == "regression":
+        check_regression_labels(y, what, key)
     parts = split_indices(len(y), spec.dataset.split, y if task == "classification" else None)
     image = x.ndim == 4
+    if not image:
+        x = x.reshape(len(x), -1)  # statistics from the raw values, inputs as float32
     if state is None:
         prep = spec.preprocessing
-        target = TargetState.fit(task, y[parts.train], prep.normalize == "zscore", "labels")
-        state = {"kind": "arrays", "target": target.state()}
+        state = ArrayState(TargetState.fit(task, y[parts.train], prep.normalize == "zscore",
+                                           what))
         if image:
-            mean, std = fit_channel_stats(x[parts.train], prep.image)
-            state["image"] = {"mean": mean, "std": std}
-        elif prep.normalize != "none":
-            flat = x[parts.train].reshape(len(parts.train), -1).astype(np.float64)
-            if prep.normalize == "zscore":
-                shift, scale = flat.mean(0), flat.std(0)
-            else:
-                shift, scale = flat.min(0), flat.max(0) - flat.min(0)
-            state["scale"] = {"shift": shift.tolist(), "scale": np.where(scale > 0, scale, 1.0)
-                              .tolist()}
-    target = TargetState(**state["target"])
-    if image:
-        x = normalize_images(x, state["image"]["mean"], state["image"]["std"])
+            state.image = ChannelStats.fit(x[parts.train], prep.image)
+        else:
+            state.scale = ArrayScale.fit(x[parts.train], prep.normalize)
+    if state.image is not None:
+        x = state.image.transform(x)
     else:
-        x = x.reshape(len(x), -1).astype(np.float32)
-        if "scale" in state:
-            x = ((x - np.asarray(state["scale"]["shift"])) / np.asarray(state["scale"]["scale"])
-                 ).astype(np.float32)
-    splits = [_tensor_split(x[idx], target.transform(y[idx], "labels", name))
-              for idx, name in zip(parts.__dict__.values(), ("training", "val", "test"),
-                                   strict=True)]
-    return _bundle(splits, target, tuple(x.shape[1:]), state)
+        x = x.astype(np.float32)
+        if state.scale is not None:
+            x = state.scale.transform(x)
+    splits = [_tensor_samples(x[idx], state.target.transform(y[idx], what, name))
+              for idx, name in _named(parts)]
+    return _bundle(splits, state.target, tuple(x.shape[1:]), state)
 
 
-def _tensor_split(x: np.ndarray, y: np.ndarray) -> TensorSplit:
-    return TensorSplit(torch.from_numpy(np.ascontiguousarray(x)),
-                       torch.from_numpy(np.ascontiguousarray(y)))
+def check_table(raw: Table, label: str, categorical: list[str], loss: str | None) -> None:
+    """Before any row is dropped (so rows are numbered as in the file): no column mixing numbers
+    and text unless declared categorical, no infinite number (NaN is a missing value)."""
+    check_missing_labels(label, raw.columns[label], raw.where, source=raw.source)
+    for name, values in raw.columns.items():
+        is_label = name == label
+        if values.dtype == object:
+            if name not in categorical or is_label:
+                check_text_column(name, values, raw.where, label=is_label, loss=loss,
+                                  source=raw.source)
+        elif name not in categorical or is_label:
+            check_finite_column(name, values, raw.where, label=is_label, source=raw.source)
 
 
-def _bundle(splits: list[TensorSplit], target: TargetState, input_shape: tuple[int, ...],
-            state: dict[str, Any]) -> DataBundle:
+def _named(parts: SplitIndices) -> list[tuple[np.ndarray, str]]:
+    return [(parts.train, "training"), (parts.val, "val"), (parts.test, "test")]
+
+
+def _tensor_samples(x: np.ndarray, y: np.ndarray) -> TensorSamples:
+    return TensorSamples(torch.from_numpy(np.ascontiguousarray(x)),
+                         torch.from_numpy(np.ascontiguousarray(y)))
+
+
+def _bundle(splits: list[TensorSamples], target: TargetState, input_shape: tuple[int, ...],
+            state: PreprocessingState) -> DataBundle:
     outputs = target.num_classes if target.task == "classification" else 1
     counts = None
     if target.task == "classification":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from kubetrain.api.data import ArrayData, Dataset, SyntheticData, TabularData, TextData
 from kubetrain.api.errors import suggest
-from kubetrain.data.errors import DataError
+from kubetrain.data import checks
 from kubetrain.data.uri import local_path
+from kubetrain.errors import InvalidJob
 
 _TABULAR_EXT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
                 ".json": "jsonl", ".ndjson": "jsonl"}
@@ -21,10 +22,25 @@ class Table:
     """Named columns (numpy arrays: float64 for numbers, object for strings)."""
 
     columns: dict[str, np.ndarray]
+    source: str = ""
+    """The location as the spec gives it, for messages."""
+    files: list[tuple[Path, int, str]] = field(default_factory=list)
+    """(file, rows, format) in reading order, to name the file and row of a cell."""
 
     @property
     def rows(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def where(self, row: int) -> str:
+        """Row `row` (0-based over all files) as a user finds it: 'row 7 (line 8)', 1-based, with
+        the file's name when the table comes from several files."""
+        for f, n, kind in self.files:
+            if row < n:
+                name = f"{f.name} " if len(self.files) > 1 else ""
+                line = {"csv": row + 2, "jsonl": row + 1}.get(kind)  # csv has a header line
+                return f"{name}row {row + 1}" + (f" (line {line})" if line else "")
+            row -= n
+        return f"row {row + 1}"
 
 
 @dataclass
@@ -99,7 +115,7 @@ def _files(path: Path, suffixes: set[str]) -> list[Path]:
         return [path]
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
-        raise DataError(f"{path}: no {'/'.join(sorted(suffixes))} files in this directory")
+        raise InvalidJob(f"{path}: no {'/'.join(sorted(suffixes))} files in this directory")
     return files
 
 
@@ -111,10 +127,11 @@ def read_table(spec: TabularData, *, base: Path | None = None) -> Table:
     files = _files(path, set(_TABULAR_EXT))
     fmt = spec.format
     tables = []
+    read: list[tuple[Path, int, str]] = []
     for f in files:
         kind = fmt if fmt != "auto" else _TABULAR_EXT.get(f.suffix.lower())
         if kind is None:
-            raise DataError(f"{f}: cannot tell the format from the extension; set tabular.format")
+            raise InvalidJob(f"{f}: cannot tell the format from the extension; set tabular.format")
         try:
             if kind == "csv":
                 from pyarrow import csv
@@ -129,18 +146,34 @@ def read_table(spec: TabularData, *, base: Path | None = None) -> Table:
 
                 tables.append(json.read_json(f))
         except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"{f}: cannot read as {kind}: {str(e).splitlines()[0]}") from None
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+            raise InvalidJob(f"{f}: cannot read as {kind}: {str(e).splitlines()[0]}") from None
+        read.append((f, tables[-1].num_rows, kind))
+    try:
+        table = (pa.concat_tables(tables, promote_options="default") if len(tables) > 1
+                 else tables[0])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        # A column of numbers in one file and of text in another: read every column as text,
+        # so that the checks name the cells that differ (file and row).
+        try:
+            table = pa.concat_tables(
+                [t.cast(pa.schema([(f.name, pa.string()) for f in t.schema])) for t in tables],
+                promote_options="default")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            raise InvalidJob(f"{spec.path}: the files do not share their columns' types:"
+                             f" {str(e).splitlines()[0]}") from None
+    if table.num_rows == 0:
+        raise InvalidJob(f"{spec.path}: no rows (only a header?)")
     wanted = [spec.columns.label, *(spec.columns.features or []), *spec.columns.categorical]
     names = table.column_names
     for col in wanted:
         if col not in names:
             hint = suggest(col, names)
             more = f"; did you mean {hint!r}?" if hint else f" (columns: {', '.join(names[:20])})"
-            raise DataError(f"{spec.path}: no column {col!r}{more}")
+            raise InvalidJob(f"{spec.path}: no column {col!r}{more}")
     keep = [spec.columns.label, *(spec.columns.features or [n for n in names
                                                          if n != spec.columns.label])]
-    return Table({name: _to_numpy(table.column(name)) for name in dict.fromkeys(keep)})
+    return Table({name: _to_numpy(table.column(name)) for name in dict.fromkeys(keep)},
+                 spec.path, read)
 
 
 def _to_numpy(column: object) -> np.ndarray:
@@ -163,31 +196,72 @@ def read_text(spec: TextData, *, base: Path | None = None) -> Text:
     try:
         text = "".join(f.read_text(encoding=spec.encoding) for f in files)
     except (UnicodeDecodeError, LookupError) as e:
-        raise DataError(f"{spec.path}: cannot decode as {spec.encoding}: {e}") from None
+        raise InvalidJob(f"{spec.path}: cannot decode as {spec.encoding}: {e}") from None
+    if not text:
+        what = "the file is empty" if path.is_file() else f"all {len(files)} .txt files are empty"
+        raise InvalidJob(f"{spec.path}: {what}; a language model needs text to train on")
     return Text(text, path if path.is_file() else None)
 
 
 def read_arrays(spec: ArrayData, *, base: Path | None = None) -> Arrays:
-    """An .npz with inputs and labels, or an .npy of inputs plus one of labels."""
+    """An .npz with inputs and labels, or an .npy of inputs plus one of labels; checked to hold
+    one finite numeric row per sample and one label per sample (data/checks.py)."""
     path = local_path(spec.path, base=base)
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                for key in (spec.inputs_key, spec.labels_key):
-                    if key not in z.files:
-                        hint = suggest(key, list(z.files))
-                        more = f"; did you mean {hint!r}?" if hint else f" (arrays: {z.files})"
-                        raise DataError(f"{spec.path}: no array {key!r}{more}")
-                x, y = z[spec.inputs_key], z[spec.labels_key]
-        else:
-            if spec.labels_path is None:
-                raise DataError(f"{spec.path}: an .npy of inputs needs arrays.labelsPath")
-            x = np.load(path)
-            y = np.load(local_path(spec.labels_path, base=base))
-    except (ValueError, OSError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{spec.path}: cannot read arrays: {e}") from None
+    if path.suffix == ".npz":
+        x_what = f"{spec.path}: array {spec.inputs_key!r}"
+        y_what = f"{spec.path}: array {spec.labels_key!r}"
+        x, y = _read_npz(path, spec)
+    else:
+        if spec.labels_path is None:
+            raise InvalidJob(f"{spec.path}: an .npy of inputs needs arrays.labelsPath")
+        x_what, y_what = f"{spec.path}", f"{spec.labels_path}"
+        x = _read_npy(path, spec.path)
+        y = _read_npy(local_path(spec.labels_path, base=base), spec.labels_path)
+    checks.check_array(x, x_what, inputs=True)
+    checks.check_array(y, y_what, inputs=False)
     if len(x) != len(y):
-        raise DataError(f"{spec.path}: {len(x)} inputs but {len(y)} labels")
+        raise InvalidJob(f"{spec.path}: {len(x)} inputs but {len(y)} labels")
+    if len(x) == 0:
+        raise InvalidJob(f"{x_what} has no samples")
+    checks.check_finite_samples(x, x_what, spec.inputs_key)
+    y = checks.label_vector(y, y_what)
+    checks.check_finite_samples(y, y_what, spec.labels_key)
     return Arrays(x, y)
+
+
+def _read_npz(path: Path, spec: ArrayData) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as z:
+            if not hasattr(z, "files"):
+                raise InvalidJob(f"{spec.path}: an .npy file, not an .npz; name the labels'"
+                                 " file in arrays.labelsPath and use the .npy extension")
+            for key in (spec.inputs_key, spec.labels_key):
+                if key not in z.files:
+                    hint = suggest(key, list(z.files))
+                    more = f"; did you mean {hint!r}?" if hint else f" (arrays: {z.files})"
+                    raise InvalidJob(f"{spec.path}: no array {key!r}{more}")
+            return z[spec.inputs_key], z[spec.labels_key]
+    except InvalidJob:
+        raise
+    except Exception as e:  # numpy and zipfile raise many kinds for a bad file
+        raise InvalidJob(f"{spec.path}: cannot read arrays: {_why(e)}") from None
+
+
+def _read_npy(path: Path, location: str) -> np.ndarray:
+    try:
+        a = np.load(path)
+    except Exception as e:  # as above
+        raise InvalidJob(f"{location}: cannot read arrays: {_why(e)}") from None
+    if not isinstance(a, np.ndarray):
+        a.close()
+        raise InvalidJob(f"{location}: an .npz archive, not an .npy array; give it the .npz"
+                         " extension and name its arrays with inputsKey and labelsKey")
+    return a
+
+
+def _why(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "pickle" in text:  # numpy's words for anything that is not an .npy/.npz
+        return ("not an .npy/.npz file, or one holding Python objects (pickled object arrays are"
+                " not loaded); save numeric arrays with numpy.save or numpy.savez")
+    return text

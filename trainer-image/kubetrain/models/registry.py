@@ -13,14 +13,10 @@ from torch import nn
 
 from kubetrain.api.model import CNNArgs, GPTArgs, LinearArgs, MLPArgs, ModelSpec
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.data.errors import DataError
 from kubetrain.data.shapes import DataShapes
+from kubetrain.errors import InvalidJob
 from kubetrain.models.gpt import GPT
 from kubetrain.models.simple import CNN, linear, mlp
-
-
-class ModelError(DataError):
-    """The model cannot be built for this data (exit code 2)."""
 
 
 def build_model(m: ModelSpec, shapes: DataShapes) -> nn.Module:
@@ -30,17 +26,17 @@ def build_model(m: ModelSpec, shapes: DataShapes) -> nn.Module:
     args = m.args_block
     if isinstance(args, GPTArgs):
         if shapes.task != "lm":
-            raise ModelError("model gpt needs token data (dataset type text, or synthetic lm)")
+            raise InvalidJob("model gpt needs token data (dataset type text, or synthetic lm)")
         vocab = args.vocab_size or shapes.num_outputs
         if vocab < shapes.num_outputs:
-            raise ModelError(f"model.gpt.vocabSize {vocab} is smaller than the tokenizer's"
+            raise InvalidJob(f"model.gpt.vocabSize {vocab} is smaller than the tokenizer's"
                              f" vocabulary ({shapes.num_outputs})")
         if shapes.seq_len and shapes.seq_len > args.context:
-            raise ModelError(f"preprocessing.text.seqLen {shapes.seq_len} exceeds model.gpt.context"
+            raise InvalidJob(f"preprocessing.text.seqLen {shapes.seq_len} exceeds model.gpt.context"
                              f" {args.context}")
         return GPT(args, vocab, m.dropout)
     if shapes.task == "lm":
-        raise ModelError(f"model {m.type} cannot train on token data; use model gpt")
+        raise InvalidJob(f"model {m.type} cannot train on token data; use model gpt")
     if isinstance(args, LinearArgs):
         return linear(args, shapes.input_shape, shapes.num_outputs)
     if isinstance(args, MLPArgs):
@@ -49,28 +45,57 @@ def build_model(m: ModelSpec, shapes: DataShapes) -> nn.Module:
     try:
         return CNN(args, shapes.input_shape, shapes.num_outputs, m.dropout)
     except ValueError as e:
-        raise ModelError(str(e)) from None
+        raise InvalidJob(str(e)) from None
 
 
 def _imported(m: ModelSpec, shapes: DataShapes) -> nn.Module:
+    """Call the factory `module:attr` with args and the data's shapes it asks for.
+
+    Anything that makes the call impossible is the user's to fix (InvalidJob): a module that
+    does not import, a name that is not callable, arguments it rejects, a result that is not a
+    torch Module.
+    """
+    where = f"model.import {m.import_}"
     module_name, _, attr = (m.import_ or "").partition(":")
     try:
         factory: Any = importlib.import_module(module_name)
+    except Exception as e:  # the user's module: any error while importing it is theirs to fix
+        raise InvalidJob(f"{where}: cannot import {module_name}: {_one_line(e)}") from None
+    try:
         for part in attr.split("."):
             factory = getattr(factory, part)
-    except (ImportError, AttributeError) as e:
-        raise ModelError(f"model.import {m.import_}: {e}") from None
+    except AttributeError as e:
+        raise InvalidJob(f"{where}: {e}") from None
+    if inspect.ismodule(factory) or not callable(factory):
+        kind = "a module" if inspect.ismodule(factory) else f"a {type(factory).__name__}"
+        raise InvalidJob(f"{where} is {kind}, not a factory: name a function or class that"
+                         " returns a torch.nn.Module")
     args = m.args or {}
     offered = {"input_shape": shapes.input_shape, "num_outputs": shapes.num_outputs,
                "task": shapes.task, "dropout": m.dropout}
-    params = inspect.signature(factory).parameters
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # some builtins and C types have no signature
+        params = {}
     takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    args = m.args or {}
     extra = {k: v for k, v in offered.items() if (takes_all or k in params) and k not in args}
-    model = factory(**args, **extra)
+    try:
+        model = factory(**args, **extra)
+    except (TypeError, ValueError) as e:  # arguments it does not take, or values it refuses
+        given = ", ".join([*args, *extra]) or "no arguments"
+        raise InvalidJob(f"{where} rejected its arguments ({given}): {_one_line(e)};"
+                         " fix model.args") from None
     if not isinstance(model, nn.Module):
-        raise ModelError(f"model.import {m.import_} returned {type(model).__name__}, not a Module")
+        raise InvalidJob(f"{where} returned {type(model).__name__}, not a torch.nn.Module")
+    if not any(True for _ in model.parameters()):
+        raise InvalidJob(f"{where} returned {type(model).__name__}, which has no parameters:"
+                         " there is nothing to train")
     return model
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def set_activation_checkpointing(model: nn.Module, enabled: bool) -> None:
@@ -90,19 +115,19 @@ def load_initial_weights(model: nn.Module, m: ModelSpec, base: Path | None = Non
         if candidate.is_file():
             break
     else:
-        raise ModelError(f"model.initFrom.path {init.path}: no model.pt found there")
+        raise InvalidJob(f"model.initFrom.path {init.path}: no model.pt found there")
     state = torch.load(candidate, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state, strict=init.strict)
     except RuntimeError as e:
-        raise ModelError(f"model.initFrom {candidate}: {str(e).splitlines()[0]}") from None
+        raise InvalidJob(f"model.initFrom {candidate}: {str(e).splitlines()[0]}") from None
     frozen = 0
     for name, p in model.named_parameters():
         if any(fnmatch.fnmatchcase(name, pat) for pat in init.freeze):
             p.requires_grad_(False)
             frozen += 1
     if init.freeze and not frozen:
-        raise ModelError(f"model.initFrom.freeze {init.freeze} matches no parameter")
+        raise InvalidJob(f"model.initFrom.freeze {init.freeze} matches no parameter")
 
 
 def count_parameters(spec: TrainingJobSpec, data_shapes: DataShapes | None = None) -> int | None:
@@ -129,7 +154,7 @@ def count_parameters(spec: TrainingJobSpec, data_shapes: DataShapes | None = Non
     try:
         with torch.device("meta"):
             model = build_model(m, data_shapes)
-    except (ModelError, TypeError):
+    except (InvalidJob, TypeError):
         return None
     seen: set[int] = set()
     total = 0

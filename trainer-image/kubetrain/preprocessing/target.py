@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kubetrain.data.errors import DataError
+from kubetrain.data.checks import check_classes, check_regression_labels
+from kubetrain.errors import InvalidJob
 
 
 @dataclass
@@ -19,10 +20,14 @@ class TargetState:
     scale: float = 1.0
 
     @classmethod
-    def fit(cls, task: str, y_train: np.ndarray, normalize: bool, name: str) -> TargetState:
-        check_labels(y_train, name)
+    def fit(cls, task: str, y_train: np.ndarray, normalize: bool, what: str) -> TargetState:
+        """`what` names the labels in messages ("label column 'y'", "d.npz: array 'y'")."""
+        check_labels(y_train, what)
         if task == "classification":
-            return cls(task, sorted({_key(v) for v in y_train}, key=_sort_key))
+            classes = sorted({_key(v) for v in y_train}, key=_sort_key)
+            check_classes(classes, what)
+            return cls(task, classes)
+        check_regression_labels(y_train, what, "label")
         y = y_train.astype(np.float64)
         if normalize:
             return cls(task, center=float(y.mean()), scale=float(y.std()) or 1.0)
@@ -32,8 +37,8 @@ class TargetState:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def transform(self, y: np.ndarray, name: str, split: str) -> np.ndarray:
-        check_labels(y, name)
+    def transform(self, y: np.ndarray, what: str, split: str) -> np.ndarray:
+        check_labels(y, what)
         if self.task == "regression":
             return ((y.astype(np.float64) - self.center) / self.scale).astype(np.float32)
         index = {c: i for i, c in enumerate(self.classes)}
@@ -41,8 +46,8 @@ class TargetState:
         unknown = sorted({k for k in keys if k not in index})
         if unknown:
             shown = ", ".join(unknown[:5])
-            raise DataError(
-                f"{name}: the {split} split has labels never seen in the training split ({shown});"
+            raise InvalidJob(
+                f"{what}: the {split} split has labels never seen in the training split ({shown});"
                 " add such samples to training data or use split.stratify"
             )
         return np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
@@ -51,18 +56,23 @@ class TargetState:
         """Regression targets back in the label's own units."""
         return y * self.scale + self.center
 
-    def state(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, s: dict[str, object]) -> TargetState:
+        return cls(**s)  # type: ignore[arg-type]
 
-def check_labels(y: np.ndarray, name: str) -> None:
+
+def check_labels(y: np.ndarray, what: str) -> None:
+    """No missing or infinite label (data/checks.py names their rows before this runs)."""
     if y.dtype.kind == "f":
         bad = int(np.isnan(y).sum() + np.isinf(y).sum())
     else:
         bad = sum(v is None for v in y) if y.dtype == object else 0
     if bad:
-        raise DataError(f"label column {name!r} has {bad} missing (NaN/empty) values;"
-                        " drop or fill those rows")
+        raise InvalidJob(f"{what} has {bad} missing (NaN/empty) or infinite values;"
+                         " drop or fill those rows")
 
 
 def _key(v: object) -> str:
