@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +23,17 @@ def env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
 
 
+class _KubeDumper(yaml.SafeDumper):
+    """Quotes y/n too: PyYAML writes them bare, but kubectl (YAML 1.1) and `kubetrain` read
+    them as booleans."""
+
+
+_KubeDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"),
+                                  list("yYnN"))
+
+
 def write_job(path: Path, job: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(job))
+    path.write_text(yaml.dump(job, Dumper=_KubeDumper))
     return path
 
 

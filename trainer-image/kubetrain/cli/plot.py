@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
-from kubetrain.cli.main import UserError
+from kubetrain.errors import InvalidJob
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,21 +19,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
-        raise UserError(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
+        raise InvalidJob(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
             continue  # a line cut short by a kill: the rest is still worth drawing
+        step = _number(row.get("step")) if isinstance(row, dict) else None
+        if step is not None and math.isfinite(step):
+            rows.append(row)  # anything else is not a record this version wrote: skipped
     return rows
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def series(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[float]]:
     """(steps, values) for one metric; a resumed run's repeated steps keep the latest value."""
-    by_step = {int(r["step"]): float(r[key]) for r in rows if key in r}
+    by_step = {int(r["step"]): float(r[key]) for r in rows if _number(r.get(key)) is not None}
     steps = sorted(by_step)
     return steps, [by_step[s] for s in steps]
+
+
+def check_output(out: Path, supported: dict[str, str]) -> None:
+    """-o: a writable place and an image format matplotlib can write."""
+    if out.is_dir():
+        raise InvalidJob(f"-o {out}: a directory; name the image file, e.g. {out / 'loss.png'}")
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in supported:
+        raise InvalidJob(f"-o {out}: cannot write .{fmt} images (use one of"
+                         f" {', '.join(sorted(supported))})")
+    if not out.parent.is_dir():
+        raise InvalidJob(f"-o {out}: no directory {out.parent}")
 
 
 def _title(run_dir: Path) -> str:
@@ -53,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     rows = read_metrics(run_dir)
     if not rows:
-        raise UserError(f"{run_dir}/metrics.jsonl has no records yet")
+        raise InvalidJob(f"{run_dir}/metrics.jsonl has no records yet (or none with a step)")
     out = Path(args.output or run_dir / "loss.png")
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True,
                                     gridspec_kw={"height_ratios": [3, 1]})
+    check_output(out, fig.canvas.get_supported_filetypes())
     for key, label, style in (("loss", "train loss", "-"), ("valLoss", "val loss", "o-")):
         steps, values = series(rows, key)
         if steps:
@@ -73,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     ax_lr.set_xlabel("step")
     ax_lr.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    try:
+        fig.savefig(out, dpi=90)
+    except OSError as e:
+        raise InvalidJob(f"-o {out}: cannot write: {e.strerror or e}") from None
     print(out)
     return 0

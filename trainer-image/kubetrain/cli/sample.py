@@ -4,35 +4,59 @@ from __future__ import annotations
 
 import argparse
 
-from kubetrain.cli.main import UserError
+from kubetrain.errors import InvalidJob
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a finished gpt run directory")
-    parser.add_argument("--prompt", default="\n", help="text to continue")
+    parser.add_argument("--prompt", help="text to continue (default: a new line, or the first"
+                        " character the model knows when its text has no new lines)")
     parser.add_argument("--tokens", type=int, default=200, help="tokens to generate")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Odd numbers are refused before anything is loaded."""
+    import math
+
+    if args.tokens < 1:
+        raise InvalidJob(f"--tokens {args.tokens}: generate at least 1 token")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise InvalidJob(f"--temperature {args.temperature}: must be a number > 0 (small values,"
+                         " e.g. 0.05, pick the likeliest token almost always)")
+    if args.top_k is not None and args.top_k < 1:
+        raise InvalidJob(f"--top-k {args.top_k}: must be at least 1 (omit it to sample from every"
+                         " token)")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from kubetrain.data.text import Tokenizer
     from kubetrain.models.gpt import GPT
+    from kubetrain.preprocessing.state import TextState
     from kubetrain.trainer.run_dir import load_trained
 
+    check_arguments(args)
     try:
         trained = load_trained(args.run_dir)
     except FileNotFoundError as e:
-        raise UserError(str(e)) from None
-    if not isinstance(trained.model, GPT) or "tokenizer" not in trained.preprocessing:
-        raise UserError(f"{args.run_dir}: sample needs a gpt trained on text")
-    tok = Tokenizer.from_state(trained.preprocessing["tokenizer"])
+        raise InvalidJob(str(e)) from None
+    if not isinstance(trained.model, GPT) or not isinstance(trained.preprocessing, TextState):
+        raise InvalidJob(f"{args.run_dir}: sample needs a gpt trained on text")
+    tok = trained.preprocessing.tokenizer
+    if args.prompt is None:
+        args.prompt = "\n" if tok.kind == "byte" or "\n" in tok.chars else tok.chars[:1]
     ids = tok.encode(args.prompt).astype("int64")
     if len(ids) == 0:
-        raise UserError("the prompt is empty")
+        raise InvalidJob("--prompt is empty")
+    if tok.kind == "char" and not tok.unk:
+        unseen = sorted(set(args.prompt) - set(tok.chars))
+        if unseen:
+            shown = ", ".join(repr(c) for c in unseen[:10])
+            raise InvalidJob(f"--prompt has characters the model never saw in training ({shown});"
+                             " use characters of its training text")
     g = torch.Generator().manual_seed(args.seed)
     out = trained.model.generate(torch.from_numpy(ids)[None], args.tokens, args.temperature,
                                  args.top_k, generator=g)

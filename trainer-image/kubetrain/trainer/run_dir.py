@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
+from pydantic import ValidationError
 from torch import nn
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.status import Plan
 from kubetrain.data.shapes import DataShapes
+from kubetrain.preprocessing.state import PreprocessingState, state_from_dict
 
 
 def default_run_dir(job: TrainingJob, given: str | None) -> Path:
@@ -59,7 +62,7 @@ class TrainedModel:
 
     job: TrainingJob
     model: nn.Module
-    preprocessing: dict[str, Any]
+    preprocessing: PreprocessingState
     shapes: DataShapes
     run_dir: Path
     meta: dict[str, Any]
@@ -71,20 +74,59 @@ class TrainedModel:
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """One call from a run directory to a usable model (for eval, sample, inference)."""
+    """One call from a run directory to a usable model (for eval, sample, inference).
+
+    A missing or damaged file of model/ is an InvalidJob naming the file (exit 2)."""
     from kubetrain.models.registry import build_model
 
     path = Path(run_dir) / "model"
     if not (path / "model.pt").is_file():
         raise FileNotFoundError(f"{run_dir}: no trained model (model/model.pt);"
                                 " did the run finish?")
-    job = TrainingJob.model_validate(yaml.safe_load((path / "job.yaml").read_text()))
-    meta = json.loads((path / "meta.json").read_text())
-    s = meta["shapes"]
-    shapes = DataShapes(s["task"], tuple(s["input_shape"]), s["num_outputs"], s.get("seq_len"))
+    job = _read(path / "job.yaml", lambda f: TrainingJob.model_validate(
+        yaml.safe_load(f.read_text())))
+    meta = _read(path / "meta.json", lambda f: json.loads(f.read_text()))
+    shapes = _read(path / "meta.json", lambda f: _shapes(meta["shapes"]))
+    prep = _read(path / "preprocessing.json",
+                 lambda f: state_from_dict(json.loads(f.read_text())))
     spec_model = job.spec.model.model_copy(update={"init_from": None})
     model = build_model(spec_model, shapes)
-    model.load_state_dict(torch.load(path / "model.pt", map_location=device, weights_only=True))
+    weights = _read(path / "model.pt",
+                    lambda f: torch.load(f, map_location=device, weights_only=True))
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        from kubetrain.errors import InvalidJob
+
+        detail = [line.strip() for line in str(e).splitlines()[1:2]] or [type(e).__name__]
+        raise InvalidJob(f"{path / 'model.pt'}: the weights do not fit the model of"
+                         f" {path / 'job.yaml'} ({detail[0][:200]})") from None
     model.to(device).eval()
-    prep = json.loads((path / "preprocessing.json").read_text())
     return TrainedModel(job, model, prep, shapes, Path(run_dir), meta)
+
+
+def _shapes(s: dict[str, Any]) -> DataShapes:
+    return DataShapes(s["task"], tuple(s["input_shape"]), s["num_outputs"], s.get("seq_len"))
+
+
+T = TypeVar("T")
+
+
+def _read(file: Path, parse: Callable[[Path], T]) -> T:
+    """parse(file), or an InvalidJob naming the file and what is wrong with it."""
+    from kubetrain.errors import InvalidJob
+
+    try:
+        return parse(file)
+    except InvalidJob as e:
+        raise InvalidJob(f"{file}: {e}") from None
+    except FileNotFoundError:
+        raise InvalidJob(f"{file}: missing; the run directory is incomplete") from None
+    except Exception as e:  # a damaged file: whatever the parser raises, the file is to blame
+        if isinstance(e, ValidationError) and e.errors():
+            err = e.errors()[0]
+            why = f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+        else:
+            lines = str(e).strip().splitlines()
+            why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+        raise InvalidJob(f"{file}: damaged or not written by this version ({why})") from None
