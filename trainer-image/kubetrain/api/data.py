@@ -39,14 +39,17 @@ class TabularColumns(KubeModel):
     features: list[str] | None = Field(None, max_length=10_000)
     """Input columns; all columns but the label when omitted."""
     categorical: list[str] = Field(default_factory=list, max_length=10_000)
-    """Input columns to encode as categories (see preprocessing.categorical)."""
+    """Input columns to encode as categories (see preprocessing.categorical). Columns of text are
+    categories anyway; a column that mixes numbers and text is an error (naming the rows) unless
+    it is listed here."""
 
 
 class TabularData(KubeModel):
     """Rows and columns from CSV, Parquet or JSON Lines, read with a columnar reader."""
 
     path: str = Field(min_length=1, max_length=4096)
-    """A local file or directory, or a URI (file://; s3://, gs://, hf:// need network access)."""
+    """A local file or directory, or a URI (file://; s3://, gs://, hf:// need network access).
+    A relative path is looked up next to the job file, then in the working directory."""
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
     """File format; auto picks it from the file extension."""
     columns: TabularColumns
@@ -56,7 +59,8 @@ class TextData(KubeModel):
     """A text file or a directory of .txt files, for language modelling."""
 
     path: str = Field(min_length=1, max_length=4096)
-    """A local file or directory, or a URI (file://)."""
+    """A local file or directory, or a URI (file://). A relative path is looked up next to the
+    job file, then in the working directory. Empty text is an error."""
     encoding: str = Field("utf-8", max_length=32)
     """Text encoding of the files."""
 
@@ -65,7 +69,10 @@ class ArrayData(KubeModel):
     """NumPy arrays: an .npz with inputs and labels, or an .npy of inputs plus one of labels."""
 
     path: str = Field(min_length=1, max_length=4096)
-    """An .npz or .npy file."""
+    """An .npz or .npy file (a relative path is looked up next to the job file, then in the
+    working directory). Inputs are real numbers, one row per sample, and are not cleaned: NaN
+    or infinite values are an error naming the samples. Labels are one class (index or name) or
+    one number per sample, shape (N,) or (N, 1); one-hot labels are an error."""
     inputs_key: str = Field("x", max_length=253)
     """Array name of the inputs inside an .npz."""
     labels_key: str = Field("y", max_length=253)

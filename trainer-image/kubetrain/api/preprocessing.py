@@ -16,7 +16,8 @@ _constant_needs_value = Rule(
 
 
 class MissingValues(KubeModel):
-    """What to do with missing (NaN/empty) feature values."""
+    """What to do with missing (NaN/empty) values of tabular features. Infinite values are not
+    missing: they are an error naming the column and rows. A missing label is always an error."""
 
     model_config = ConfigDict(json_schema_extra=cel_rules(_constant_needs_value))
 
