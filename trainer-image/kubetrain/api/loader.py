@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import typing
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from kubetrain.api.base import rules_deferred
-from kubetrain.api.errors import Issue, SpecError, format_path, issues_from, suggest
+from kubetrain.api.errors import Issue, SpecError, format_path, issues_from, models_in, suggest
 from kubetrain.api.job import API_VERSION, KIND, TrainingJob
 from kubetrain.api.objectmeta import metadata_problems
+from kubetrain.api.status import TrainingJobStatus
 from kubetrain.api.yamlsource import (
     MAX_BYTES,
     Document,
@@ -39,6 +41,51 @@ Loc = tuple[str | int, ...]
 def _validate(data: Any) -> TrainingJob:
     """Strict validation of JSON data, as the API server sees it."""
     return TrainingJob.model_validate_json(json.dumps(data, allow_nan=False), strict=True)
+
+
+def _nullable(annotation: Any) -> bool:
+    return annotation is None or type(None) in typing.get_args(annotation)
+
+
+def _prune_nulls(data: Any, model: type[BaseModel]) -> None:
+    """Drop null values of fields that are not nullable, in place, as the API server does for
+    a CRD (it then fills in their defaults): `scheduler:` with nothing after it means the
+    default scheduler there, so it does here."""
+    if not isinstance(data, dict):
+        return
+    fields = {info.alias or name: info for name, info in model.model_fields.items()}
+    for key in list(data):
+        info = fields.get(key)
+        if info is None:
+            continue
+        value = data[key]
+        if value is None and not _nullable(info.annotation):
+            del data[key]
+            continue
+        inner = models_in(info.annotation)
+        if not inner:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            _prune_nulls(item, inner[0])
+
+
+def _status_issues(doc: Document) -> list[Issue]:
+    """A status in a file is dropped by the API server on create (the status subresource owns
+    it), after strict decoding has refused unknown fields in it: so only those count here."""
+    status = doc.data.get("status")
+    if status is None:
+        return []
+    try:
+        TrainingJobStatus.model_validate_json(json.dumps(status), strict=True)
+    except ValidationError as e:
+        unknown = [err for err in e.errors() if err["type"] == "extra_forbidden"]
+        return [
+            Issue(format_path(("status", *err["loc"])), "unknown field", doc.source,
+                  doc.line_of(("status", *err["loc"])))
+            for err in unknown
+        ]
+    return []
 
 
 def _kind_issues(doc: Document) -> list[Issue]:
@@ -205,10 +252,12 @@ def validate_document(doc: Document, overrides: Iterable[str] = ()) -> TrainingJ
         Issue(format_path(path), message, doc.source, doc.line_of(path))
         for path, message in metadata_problems(doc.data.get("metadata"))
     ]
+    issues += _status_issues(doc)
     # Check the rest as a TrainingJob even when kind or apiVersion is wrong.
-    checked = Document(
-        {**doc.data, "apiVersion": API_VERSION, "kind": KIND}, doc.source, doc.lines
-    )
+    data = {k: v for k, v in doc.data.items() if k != "status"}
+    data.update(apiVersion=API_VERSION, kind=KIND)
+    _prune_nulls(data, TrainingJob)
+    checked = Document(data, doc.source, doc.lines)
     job, found = _check(checked)
     issues += _merge(found, {i.path for i in issues})
     if issues:

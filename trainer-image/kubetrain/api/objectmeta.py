@@ -75,7 +75,8 @@ def metadata_problems(metadata: Any) -> list[tuple[tuple[str, ...], str]]:
     if isinstance(annotations, dict):
         size = 0
         for key, value in annotations.items():
-            if (why := _qualified_name(key)) is not None:
+            # Annotation keys are checked lowercased (apimachinery's ValidateAnnotations).
+            if (why := _qualified_name(key.lower())) is not None:
                 found.append((("metadata", "annotations", key), f"invalid annotation key: {why}"))
             size += len(key.encode()) + (len(value.encode()) if isinstance(value, str) else 0)
         if size > ANNOTATIONS_MAX_BYTES:

@@ -118,7 +118,8 @@ class _Frame:
     merge: bool = False  # the pending key is `<<`
     merge_into: _Frame | None = None  # a merge value: the mapping it merges into
     merge_items: list[dict[str, Any]] | None = None  # a merge sequence's mappings
-    keys: set[str] = field(default_factory=set)  # keys set so far, for duplicates
+    keys: set[tuple[str, str]] = field(default_factory=set)  # (type, key) set so far
+    key_type: str = "str"  # the pending key's type before it became a string
 
 
 _NO_KEY = object()
@@ -352,23 +353,28 @@ class _Builder:
         except ValueError as e:
             raise _Stop(str(e), line, top.path) from None
         top.key_line = line
+        # go-yaml compares keys before they become strings: 1 and "1" are two keys to it
+        # (sigs.k8s.io/yaml then keeps one of them, silently).
+        top.key_type = type(raw).__name__
 
     def _merge(self, target: _Frame, maps: list[dict[str, Any]], line: int) -> None:
         for merged in maps:
             for key, value in merged.items():
                 self._set_key(target, key, value, line)
 
-    def _set_key(self, frame: _Frame, key: str, value: Any, line: int) -> None:
+    def _set_key(
+        self, frame: _Frame, key: str, value: Any, line: int, key_type: str = "str"
+    ) -> None:
         mapping = frame.value
         assert isinstance(mapping, dict)
         path = (*frame.path, key)
-        if key in frame.keys:
+        if (key_type, key) in frame.keys:
             first = self.lines.get(path)
             where = f" (first at line {first})" if first and first != line else ""
             self.problems.append(
                 Problem(path, f"duplicate key{where}; the API server rejects duplicate keys", line)
             )
-        frame.keys.add(key)  # also keys whose value was dropped
+        frame.keys.add((key_type, key))  # also keys whose value was dropped
         self.lines.setdefault(path, line)
         if value is not _DROPPED:
             mapping[key] = value
@@ -407,7 +413,7 @@ class _Builder:
             for rel, rel_line in rel_lines.items():
                 if rel:
                     top.lines.setdefault((key, *rel), rel_line)
-        self._set_key(top, key, value, top.key_line)
+        self._set_key(top, key, value, top.key_line, top.key_type)
 
 
 _MERGED = object()  # a merge value: already merged into its mapping, nothing to attach
