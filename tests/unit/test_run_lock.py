@@ -50,6 +50,45 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     run_lock.acquire(tmp_path).release()
 
 
+def _holder(run_dir: Path) -> subprocess.Popen[str]:
+    """Another process holding the lock until its stdin closes."""
+    code = ("import sys; from pathlib import Path; from kubetrain.trainer import run_lock;"
+            "l = run_lock.acquire(Path(sys.argv[1])); print('locked', flush=True);"
+            "sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_in_a_pod_a_held_lock_is_waited_for(tmp_path: Path) -> None:
+    """An earlier attempt's process still stopping: this attempt starts once it is gone."""
+    import threading
+    import time
+
+    holder = _holder(tmp_path)
+    assert holder.stdin is not None
+    threading.Timer(1.0, holder.stdin.close).start()  # the old attempt ends a second later
+    t0 = time.monotonic()
+    run_lock.acquire(tmp_path, env={run_lock.POD_ENV: "job"}).release()
+    assert time.monotonic() - t0 >= 0.9
+    holder.wait(10)
+
+
+def test_in_a_pod_a_lock_held_too_long_is_retryable(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_lock, "POD_WAIT_SECONDS", 1.0)
+    holder = _holder(tmp_path)
+    try:
+        with pytest.raises(RunDirFault, match=f"pid {holder.pid} .*still held after 1 s"):
+            run_lock.acquire(tmp_path, env={run_lock.POD_ENV: "job"})
+        with pytest.raises(run_lock.RunDirLocked):  # outside a pod: at once, exit 2
+            run_lock.acquire(tmp_path, env={})
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+
+
 def test_run_dir_that_is_a_file(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x")

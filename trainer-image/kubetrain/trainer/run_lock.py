@@ -48,12 +48,38 @@ class RunLock:
             self.fd = -1
 
 
-def acquire(run_dir: Path, node_rank: int = 0) -> RunLock:
+POD_ENV = "KUBETRAIN_JOB_NAME"
+"""Set by the operator in every pod of a TrainingJob."""
+
+POD_WAIT_SECONDS = 120.0
+"""In a pod, how long a held lock is waited for before giving up (with a retryable exit)."""
+
+
+def acquire(run_dir: Path, node_rank: int = 0, env: dict[str, str] | None = None) -> RunLock:
     """Create the run directory if needed and lock it, or raise one clear error.
 
     RunDirUnusable/RunDirLocked (exit 2) when the directory is a file, read-only or held by a live
-    run; RunDirFault (exit 1) when the disk is full.
+    run; RunDirFault (exit 1) when the disk is full. In a pod of the operator the run directory
+    belongs to this TrainingJob alone, so a holder can only be a process of an earlier attempt
+    that has not stopped yet (a force-deleted pod, a lost node's NFS lock): it is waited for, and
+    if it is still there the error is RunDirFault, so the operator retries instead of failing the
+    job for good.
     """
+    in_pod = bool((os.environ if env is None else env).get(POD_ENV))
+    deadline = time.monotonic() + (POD_WAIT_SECONDS if in_pod else 0.0)
+    while True:
+        try:
+            return _acquire_once(run_dir, node_rank)
+        except RunDirLocked as e:
+            if time.monotonic() >= deadline:
+                if in_pod:
+                    raise RunDirFault(f"{e} (still held after {POD_WAIT_SECONDS:.0f} s: a process"
+                                      " of an earlier attempt that has not stopped?)") from None
+                raise
+            time.sleep(0.5)
+
+
+def _acquire_once(run_dir: Path, node_rank: int) -> RunLock:
     _ensure_dir(run_dir)
     path = run_dir / LOCK_DIR / f"node-{node_rank}"
     try:
