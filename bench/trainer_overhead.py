@@ -29,14 +29,14 @@ import torch.nn.functional as F
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.loader import load_job
 from kubetrain.data.build import DataBundle, build_data
-from kubetrain.data.splitdata import TensorSplit, TokenSplit
 from kubetrain.models.registry import build_model
 from kubetrain.optim.build import build_optimizer
 from kubetrain.optim.schedule import Schedule
 from kubetrain.reporting.reporter import Reporter
 from kubetrain.trainer.distributed import DistContext
-from kubetrain.trainer.loop import Trainer
-from kubetrain.trainer.session import build_parts, plan_for
+from kubetrain.trainer.loop import TrainLoop
+from kubetrain.trainer.parts import loop_parts
+from kubetrain.trainer.trainer import plan_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -88,27 +88,25 @@ class HandLoop:
 
 
 class KubetrainLoop:
-    """kubetrain's Trainer.fit with its real parts, minus sinks and checkpoints (file I/O)."""
+    """kubetrain's TrainLoop with its real parts, driven step by step as `fit` drives it (stop
+    check, step, heartbeat, timing, logging), minus evaluation and checkpoints (file I/O)."""
 
     def __init__(self, job: TrainingJob, model: torch.nn.Module, opt: torch.optim.Optimizer,
                  schedule: Schedule, data: DataBundle):
+        total_steps = 10**9  # never reached: no end-of-run logging or evaluation in the timing
         plan = plan_for(job, len(data.train))
         ctx = DistContext()
-        parts = build_parts(job, data, model, opt, schedule, None, plan, ctx, None)
-        val = data.val
-        parts.val = (TokenSplit(val.tokens[:0], val.seq_len) if isinstance(val, TokenSplit)
-                     else TensorSplit(val.x[:0], val.y[:0]))
-        spec = job.spec.model_copy(deep=True)
-        spec.training.eval.every_steps = None
-        spec.checkpoint.every_steps = None
-        reporter = Reporter([], total_steps=0, global_batch=plan.global_batch_size or 1,
+        parts = loop_parts(job, data, model, opt, schedule, None, plan, ctx, None)
+        reporter = Reporter([], total_steps=total_steps, global_batch=plan.global_batch_size,
                             train_samples=len(data.train))
-        self.trainer = Trainer(spec, parts, ctx, total_steps=0,
-                               micro_batch=plan.micro_batch_size or 1, reporter=reporter)
+        self.loop = TrainLoop(job.spec, parts, ctx, total_steps=total_steps,
+                              micro_batch=plan.micro_batch_size, reporter=reporter)
+        self.loop.begin()
 
     def run(self, steps: int) -> None:
-        self.trainer.total += steps
-        self.trainer.fit()
+        for _ in range(steps):
+            self.loop.should_stop()
+            self.loop.step()
 
 
 def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]:
@@ -122,10 +120,11 @@ def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]
     for impl in ("hand", "kubetrain"):
         model = copy.deepcopy(model0)
         opt = build_optimizer(model, job.spec.optimizer)
-        schedule = Schedule(job.spec.scheduler, job.spec.optimizer.lr,
-                            job.spec.training.max_steps or steps)
+        total = job.spec.training.max_steps or steps
+        schedule = Schedule(job.spec.scheduler, job.spec.optimizer.lr, total)
         loops[impl] = (HandLoop(job, model, opt, schedule, data.train, data.shapes.task == "lm")
-                       if impl == "hand" else KubetrainLoop(job, model, opt, schedule, data))
+                       if impl == "hand" else
+                       KubetrainLoop(job, model, opt, schedule, data))
     for loop in loops.values():  # warm-up, not timed
         loop.run(chunk)
     seconds = {"hand": 0.0, "kubetrain": 0.0}

@@ -13,8 +13,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.conditions import ConditionType, Reason
-from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain.api.plan import resolve_plan
 from kubetrain.api.status import TrainingJobStatus
+from kubetrain.errors import InvalidJob
 from kubetrain_operator import validation
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState
@@ -100,7 +101,7 @@ class Reconciler:
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
-        with contextlib.suppress(PlanError):  # validation reported it already
+        with contextlib.suppress(InvalidJob):  # validation reported it already
             decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision)
 

@@ -38,7 +38,6 @@ RUN_DIR = "/var/lib/kubetrain"
 TERMINATION_LOG = "/dev/termination-log"
 SPEC_VOLUME, SHM_VOLUME, RUN_VOLUME = "kubetrain-spec", "dshm", "kubetrain-run"
 CONTAINER = "trainer"
-STATUS_SINK = "kubetrain.reporting.kube_status:make_sink"
 DEFAULT_COMMAND = ["kubetrain", "run", f"{SPEC_DIR}/{SPEC_FILE}"]
 # The trainer images run as this user (issue 7's Dockerfile creates it).
 TRAINER_UID = 1000
@@ -187,8 +186,6 @@ def _env(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> l
         "KUBETRAIN_RESTART_GENERATION": str(generation),
         "KUBETRAIN_RUN_DIR": RUN_DIR,
         "KUBETRAIN_TERMINATION_LOG": TERMINATION_LOG,
-        # docs/trainer-contract.md: the status sink (progress into status) by factory path.
-        "KUBETRAIN_STATUS_SINK": STATUS_SINK,
     }
     env: list[Obj] = [{"name": k, "value": v} for k, v in ours.items()]
     pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from kubetrain.api.errors import issues_from
 from kubetrain.api.job import TrainingJob
-from kubetrain.api.plan import PlanError, procs_per_node, resolve_plan
+from kubetrain.api.plan import procs_per_node, resolve_plan
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.yamlsource import Document
+from kubetrain.errors import InvalidJob
 from kubetrain_operator.names import ANNOTATION_COMMAND, max_job_name_length
 from kubetrain_operator.render import RUN_VOLUME, SHM_VOLUME, SPEC_DIR, SPEC_VOLUME
 
@@ -86,7 +87,7 @@ def _resources(spec: TrainingJobSpec) -> list[str]:
         problems.append("spec.parallelism.backend: nccl needs GPUs (spec.resources.gpu)")
     try:
         resolve_plan(spec)
-    except PlanError as e:
+    except InvalidJob as e:
         problems.append(str(e))
     return problems
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.api.status import Progress
-from kubetrain.reporting.kube_status import KubeStatusSink, api_server_url, make_sink
+from kubetrain.reporting import Sink
+from kubetrain.reporting.kube_status import KubeStatusSink, api_server_url, sink_for_pod
 
 
 def test_api_server_url_from_the_in_cluster_env():
@@ -20,11 +21,21 @@ def test_api_server_url_from_the_in_cluster_env():
     assert api_server_url({}) is None
 
 
-def test_outside_a_cluster_the_sink_does_nothing(tmp_path: Path):
-    sink = make_sink(tmp_path, None, env={})
-    sink.publish(Progress(step=1), final=True)
+def test_outside_a_cluster_there_is_no_status_sink():
+    assert sink_for_pod(None, env={}) is None
+    in_pod_without_server = {"KUBETRAIN_JOB_NAME": "a", "KUBETRAIN_JOB_NAMESPACE": "b"}
+    assert sink_for_pod(None, env=in_pod_without_server) is None
+
+
+def test_in_a_pod_the_trainer_gets_a_status_sink(tmp_path: Path):
+    env = {"KUBETRAIN_JOB_NAME": "a", "KUBETRAIN_JOB_NAMESPACE": "b",
+           "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "1",
+           "KUBETRAIN_TOKEN_FILE": str(tmp_path / "token")}
+    sink = sink_for_pod(None, env=env)
+    assert isinstance(sink, Sink)
+    assert sink.url == ("https://127.0.0.1:1/apis/kubetrain.io/v1alpha1/namespaces/b/"
+                        "trainingjobs/a/status")
     sink.close()
-    assert type(sink).__name__ == "_NoSink"
 
 
 class _Recorder(BaseHTTPRequestHandler):

@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 from trainer_jobs import make_job
 
-from kubetrain.api.data import Split
+from kubetrain.api.data import SplitFractions
 from kubetrain.data.build import build_data
-from kubetrain.data.errors import DataError
 from kubetrain.data.order import BatchOrder
 from kubetrain.data.splits import split_indices
-from kubetrain.data.text import Tokenizer, cached_tokens
+from kubetrain.data.text import cached_tokens
 from kubetrain.data.uri import local_path
+from kubetrain.errors import InvalidJob
+from kubetrain.preprocessing.tokenizer import Tokenizer
 
 
 @pytest.mark.parametrize("uri,what", [("s3://bucket/x.csv", "S3"), ("gs://b/x", "Google Cloud"),
                                       ("hf://datasets/x", "Hugging Face"),
                                       ("https://example.com/x.csv", "web server")])
 def test_remote_schemes_say_they_need_network(uri: str, what: str) -> None:
-    with pytest.raises(DataError, match=f"{what}.*needs network access"):
+    with pytest.raises(InvalidJob, match=f"{what}.*needs network access"):
         local_path(uri)
 
 
@@ -30,9 +31,9 @@ def test_file_uri_and_relative_paths_resolve(tmp_path: Path) -> None:
     f.write_text("x\n1\n")
     assert local_path(f"file://{tmp_path}/a%20b.csv") == f
     assert local_path("a b.csv", base=tmp_path) == f
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(InvalidJob, match="no such file"):
         local_path(str(tmp_path / "missing.csv"))
-    with pytest.raises(DataError, match="unsupported URI scheme ftp"):
+    with pytest.raises(InvalidJob, match="unsupported URI scheme ftp"):
         local_path("ftp://host/x")
 
 
@@ -49,7 +50,7 @@ def _tabular(path: str, **columns: object) -> dict[str, object]:
 
 def test_unknown_column_suggests_the_closest(tmp_path: Path) -> None:
     path = _csv(tmp_path, "price,size\n1,2\n3,4\n")
-    with pytest.raises(DataError, match="no column 'prise'; did you mean 'price'"):
+    with pytest.raises(InvalidJob, match="no column 'prise'; did you mean 'price'"):
         build_data(make_job(_tabular(path, label="prise")).spec)
 
 
@@ -57,7 +58,7 @@ def test_nan_labels_are_an_error(tmp_path: Path) -> None:
     rows = "".join(f"{i},{'' if i == 3 else i * 2}\n" for i in range(20))
     path = _csv(tmp_path, "x,y\n" + rows)
     job = make_job({**_tabular(path, label="y"), "training": {"loss": "mse"}})
-    with pytest.raises(DataError, match="label column 'y' has 1 missing"):
+    with pytest.raises(InvalidJob, match="label column 'y' has 1 missing"):
         build_data(job.spec)
 
 
@@ -65,10 +66,10 @@ def test_labels_unseen_in_training_are_an_error(tmp_path: Path) -> None:
     rows = "".join(f"{i},{'a' if i % 2 else 'b'}\n" for i in range(40)) + "99,rare\n"
     path = _csv(tmp_path, "x,label\n" + rows)
     spec = make_job(_tabular(path, label="label")).spec
-    spec.dataset.split = Split(val=0.5, seed=0)
-    with pytest.raises(DataError, match="never seen in the training split \\(rare\\)"):
+    spec.dataset.split = SplitFractions(val=0.5, seed=0)
+    with pytest.raises(InvalidJob, match="never seen in the training split \\(rare\\)"):
         for seed in range(20):  # some seed puts the one 'rare' row outside training
-            spec.dataset.split = Split(val=0.5, seed=seed)
+            spec.dataset.split = SplitFractions(val=0.5, seed=seed)
             build_data(spec)
 
 
@@ -77,7 +78,7 @@ def test_text_shorter_than_the_context_is_an_error(tmp_path: Path) -> None:
     job = make_job({"dataset": {"type": "text", "text": {"path": str(tmp_path / "t.txt")},
                                 "synthetic": None},
                     "model": {"type": "gpt", "mlp": None, "gpt": {"context": 64}}})
-    with pytest.raises(DataError, match="fewer than two windows of the context"):
+    with pytest.raises(InvalidJob, match="fewer than two windows of the context"):
         build_data(job.spec)
 
 
@@ -103,14 +104,14 @@ def test_columnar_formats_read_the_same(tmp_path: Path) -> None:
 
 def test_splits_are_reproducible_disjoint_and_stratified() -> None:
     labels = np.array([0] * 90 + [1] * 10)
-    s = Split(val=0.2, test=0.1, seed=5, stratify=True)
+    s = SplitFractions(val=0.2, test=0.1, seed=5, stratify=True)
     a, b = split_indices(100, s, labels), split_indices(100, s, labels)
     assert all(np.array_equal(x, y) for x, y in zip(a.__dict__.values(), b.__dict__.values(),
                                                       strict=True))
     every = np.concatenate([a.train, a.val, a.test])
     assert sorted(every.tolist()) == list(range(100))
     assert (labels[a.val] == 1).sum() == 2 and (labels[a.test] == 1).sum() == 1
-    other = split_indices(100, Split(val=0.2, test=0.1, seed=6), labels)
+    other = split_indices(100, SplitFractions(val=0.2, test=0.1, seed=6), labels)
     assert not np.array_equal(a.val, other.val)
 
 

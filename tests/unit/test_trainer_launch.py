@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from kubetrain.errors import InvalidJob
 from kubetrain.exitcodes import ExitCode
 from kubetrain.trainer.launch import (
-    LaunchError,
     report_exit,
     topology,
     torchrun_command,
@@ -36,9 +36,9 @@ def test_pod_topology_comes_from_pet_variables() -> None:
 
 
 def test_many_nodes_need_a_cluster() -> None:
-    with pytest.raises(LaunchError, match="needs a cluster"):
+    with pytest.raises(InvalidJob, match="needs a cluster"):
         topology(2, 1, 29500, env={})
-    with pytest.raises(LaunchError, match=r"PET_NNODES=3 but parallelism\.nodes is 2"):
+    with pytest.raises(InvalidJob, match=r"PET_NNODES=3 but parallelism\.nodes is 2"):
         topology(2, 1, 29500, env={"PET_NNODES": "3"})
 
 

@@ -98,19 +98,6 @@ def recorder_factory(run_dir: object, job: object) -> Recorder:
     return Recorder()
 
 
-def test_status_sinks_plug_in_by_registration_or_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from pathlib import Path
-
-    from kubetrain.reporting import sink as sink_module
-
-    monkeypatch.setattr(sink_module, "_FACTORIES", [])
-    monkeypatch.setenv("KUBETRAIN_STATUS_SINK", f"{__name__}:recorder_factory")
-    sink_module.register_sink_factory(recorder_factory)
-    sinks = sink_module.extra_sinks(Path("."), None)
-    assert len(sinks) == 2 and all(isinstance(s, sink_module.Sink) for s in sinks)
-
-
 def test_run_dir_sink_writes_one_line_per_event(tmp_path: object) -> None:
     import json
     from pathlib import Path

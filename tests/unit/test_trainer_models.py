@@ -11,13 +11,9 @@ from trainer_jobs import make_job
 
 from kubetrain.api.model import GPTArgs, ModelSpec
 from kubetrain.data.shapes import DataShapes
+from kubetrain.errors import InvalidJob
 from kubetrain.models.gpt import GPT
-from kubetrain.models.registry import (
-    ModelError,
-    build_model,
-    count_parameters,
-    load_initial_weights,
-)
+from kubetrain.models.registry import build_model, count_parameters, load_initial_weights
 
 
 @pytest.mark.parametrize("spec,shapes,x,out", [
@@ -67,7 +63,7 @@ def test_import_factory_gets_args_and_shapes() -> None:
     m = ModelSpec.model_validate({"import": f"{__name__}:factory", "args": {"width": 7}})
     model = build_model(m, DataShapes("classification", (4,), 2))
     assert model[1].out_features == 7 and model[2].out_features == 2
-    with pytest.raises(ModelError, match="no_such"):
+    with pytest.raises(InvalidJob, match="no_such"):
         build_model(ModelSpec.model_validate({"import": "no_such.module:f"}),
                     DataShapes("regression", (1,), 1))
 
@@ -85,10 +81,10 @@ def test_init_from_loads_and_freezes(tmp_path: Path) -> None:
     assert not dst[1].weight.requires_grad and dst[3].weight.requires_grad
     init = spec.init_from.model_copy(update={"freeze": ["x*"]})
     bad = spec.model_copy(update={"init_from": init})
-    with pytest.raises(ModelError, match="matches no parameter"):
+    with pytest.raises(InvalidJob, match="matches no parameter"):
         load_initial_weights(build_model(bad, shapes), bad)
 
 
 def test_gpt_needs_token_data() -> None:
-    with pytest.raises(ModelError, match="needs token data"):
+    with pytest.raises(InvalidJob, match="needs token data"):
         build_model(ModelSpec.model_validate({"type": "gpt"}), DataShapes("regression", (3,), 1))

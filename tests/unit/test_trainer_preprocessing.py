@@ -12,6 +12,7 @@ from kubetrain.api.preprocessing import Augment, Preprocessing
 from kubetrain.data.build import build_data
 from kubetrain.data.splits import split_indices
 from kubetrain.preprocessing.image import augment_batch
+from kubetrain.preprocessing.state import ArrayState, TabularState, state_from_dict
 from kubetrain.preprocessing.tabular import FeatureState
 
 
@@ -31,10 +32,11 @@ def test_statistics_come_from_the_training_split_only(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("x,y\n" + "".join(f"{a},{b}\n" for a, b in zip(x, y,
                                                                                  strict=True)))
     data = build_data(spec)
-    fs = data.state["features"]
-    assert abs(fs["shift"]["x"] - x[parts.train].mean()) < 1e-9
-    assert abs(fs["scale"]["x"] - x[parts.train].std()) < 1e-9
-    assert abs(data.state["target"]["center"] - y[parts.train].mean()) < 1e-9
+    assert isinstance(data.state, TabularState)
+    fs = data.state.features
+    assert abs(fs.shift["x"] - x[parts.train].mean()) < 1e-9
+    assert abs(fs.scale["x"] - x[parts.train].std()) < 1e-9
+    assert abs(data.state.target.center - y[parts.train].mean()) < 1e-9
     assert data.train.x.abs().max() < 10 and data.val.x.min() > 100  # val scaled by train stats
 
 
@@ -51,7 +53,7 @@ def test_missing_outliers_and_categories_fitted_on_train() -> None:
     out = fs.transform(cols)
     assert out[1, 0] == 3.0 and out[3, 0] < 100  # filled and clipped
     assert out[4, 1:].tolist() == [0, 0, 0]  # an unseen category encodes as all zeros
-    again = FeatureState.from_state(fs.state())
+    again = FeatureState.from_dict(fs.to_dict())
     assert np.array_equal(again.transform(cols), out)
 
 
@@ -76,6 +78,8 @@ def test_image_normalization_uses_training_channels(tmp_path: Path) -> None:
     data = build_data(spec)
     parts = split_indices(60, spec.dataset.split)
     want = x[parts.train].mean(axis=(0, 2, 3))
-    assert np.allclose(data.state["image"]["mean"], want)
+    assert isinstance(data.state, ArrayState) and data.state.image is not None
+    assert np.allclose(data.state.image.mean, want)
+    assert state_from_dict(data.state.to_dict()) == data.state  # the saved JSON round-trips
     assert data.shapes.input_shape == (3, 4, 4)
     assert abs(float(data.train.x.mean())) < 1e-4

@@ -85,12 +85,12 @@ def test_bf16_autocast_on_cpu_trains_close_to_fp32() -> None:
 
 
 def test_evaluation_beats_between_batches() -> None:
-    from kubetrain.data.splitdata import TensorSplit
+    from kubetrain.data.samples import TensorSamples
     from kubetrain.metrics.evaluation import EvalSums
     from kubetrain.trainer.loop import evaluate_split
 
     model = nn.Linear(4, 2)
-    split = TensorSplit(torch.randn(50, 4), torch.randint(0, 2, (50,)))
+    split = TensorSamples(torch.randn(50, 4), torch.randint(0, 2, (50,)))
     beats: list[int] = []
     loss, m = evaluate_split(model, split, summed_loss("cross_entropy"),
                              EvalSums("classification", 2), ["accuracy"], batch_size=8,

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from kubetrain.data.errors import DataError
-from kubetrain.trainer.checkpoint import Checkpointer, UnsharedStorageError
+from kubetrain.errors import InvalidJob
+from kubetrain.trainer.checkpoint import Checkpointer
 from kubetrain.trainer.distributed import DistContext
+from kubetrain.trainer.loop import LoopState
 
 
 def _free_port() -> int:
@@ -30,9 +31,9 @@ def _rank(rank: int, port: int, root: str, results: dict[int, str]) -> None:
         # Each rank sees its own directory, as with an emptyDir per pod.
         ckpt = Checkpointer(Path(root) / f"node-{rank}", keep_last=2, ctx=DistContext(rank, 2))
         try:
-            ckpt.save(10, full={"trainer": {"step": 10}}, files={})
+            ckpt.save(10, main={"loop.pt": LoopState(step=10)})
             results[rank] = "saved"
-        except UnsharedStorageError as e:
+        except InvalidJob as e:
             results[rank] = f"{type(e).__name__}: {e}"
     finally:
         dist.destroy_process_group()
@@ -49,12 +50,12 @@ def test_unshared_checkpoint_storage_is_a_clear_error_on_every_rank(tmp_path) ->
     )
     assert set(results) == {0, 1}
     for rank in (0, 1):
-        assert results[rank].startswith("UnsharedStorageError: checkpoint directory"), results[rank]
+        # InvalidJob: exit code 2, since a retry cannot help.
+        assert results[rank].startswith("InvalidJob: checkpoint directory"), results[rank]
         assert "ReadWriteMany" in results[rank]
-    assert issubclass(UnsharedStorageError, DataError)  # exit code 2: a retry cannot help
 
 
 def test_shared_storage_saves(tmp_path) -> None:
     ckpt = Checkpointer(tmp_path, keep_last=2, ctx=DistContext())
-    path = ckpt.save(3, full={"trainer": {"step": 3}}, files={"job.yaml": "x"})
+    path = ckpt.save(3, main={"loop.pt": LoopState(step=3)})
     assert path.name == "step-00000003" and (path / "manifest.json").is_file()

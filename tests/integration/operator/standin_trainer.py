@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kubetrain.api.status import CheckpointRef, Progress
-from kubetrain.reporting.kube_status import make_sink
+from kubetrain.reporting.kube_status import sink_for_pod
 
 
 def now() -> str:
@@ -28,7 +28,7 @@ def main(mode: str, arg: str = "") -> int:
     rank = int(os.environ.get("PET_NODE_RANK", "0"))
     run_dir = Path(os.environ.get("KUBETRAIN_RUN_DIR", "/tmp/standin"))
     ckpt = run_dir / "standin-checkpoint"
-    sink = make_sink(run_dir, None) if rank == 0 else None
+    sink = sink_for_pod(None) if rank == 0 else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if mode == "invalid":

@@ -13,7 +13,7 @@ import pytest
 from operator_helpers import GROUP, PLURAL, VERSION, Jobs, Operator, standin_job, until
 
 from kubetrain.api.status import Progress
-from kubetrain.reporting.kube_status import make_sink
+from kubetrain.reporting.kube_status import sink_for_pod
 from kubetrain_testenv import ControlPlane
 
 pytestmark = pytest.mark.timeout(120)
@@ -90,7 +90,8 @@ def test_status_sink_writes_progress_with_the_trainer_token(
         "KUBETRAIN_API_SERVER": cp.server, "KUBETRAIN_TOKEN_FILE": str(token),
         "KUBETRAIN_CA_FILE": str(cp.ca_file),
     }  # fmt: skip
-    sink = make_sink(tmp_path, None, env)
+    sink = sink_for_pod(None, env)
+    assert sink is not None
 
     for step in range(1, 50):  # rate-limited: most of these are never sent
         sink.beat(Progress(step=step, loss=1.0 / step))

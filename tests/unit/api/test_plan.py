@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain.api.plan import resolve_plan
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.errors import InvalidJob
 
 
 def spec(**training_and_parallelism) -> TrainingJobSpec:
@@ -52,7 +53,7 @@ def test_plan(kwargs, gpus, expected) -> None:
 
 
 def test_auto_procs_is_checked_once_the_gpu_count_is_known() -> None:
-    with pytest.raises(PlanError, match="globalBatchSize: 64 is not a multiple"):
+    with pytest.raises(InvalidJob, match="globalBatchSize: 64 is not a multiple"):
         resolve_plan(spec(procsPerNode="auto"), gpus_per_node=3)
 
 
@@ -60,7 +61,7 @@ def test_epochs_become_steps_once_the_training_split_is_known() -> None:
     s = spec(maxSteps=None, epochs=3)
     assert resolve_plan(s).total_steps is None
     assert resolve_plan(s, train_samples=1000).total_steps == 3 * (1000 // 64)
-    with pytest.raises(PlanError, match="larger than the training split"):
+    with pytest.raises(InvalidJob, match="larger than the training split"):
         resolve_plan(s, train_samples=10)
 
 

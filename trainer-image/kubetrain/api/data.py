@@ -84,7 +84,7 @@ class ArrayData(KubeModel):
 _split_sum = Rule("self.val + self.test < 1.0", "val + test must leave data to train on", "val")
 
 
-class Split(KubeModel):
+class SplitFractions(KubeModel):
     """Held-out fractions, drawn reproducibly from the seed."""
 
     model_config = ConfigDict(json_schema_extra=cel_rules(_split_sum))
@@ -99,7 +99,7 @@ class Split(KubeModel):
     """Keep class proportions equal across splits (classification)."""
 
     @model_validator(mode="after")
-    def _rules(self) -> Split:
+    def _rules(self) -> SplitFractions:
         enforce([(_split_sum, self.val + self.test < 1.0)])
         return self
 
@@ -136,7 +136,7 @@ class Dataset(KubeModel):
     tabular: TabularData | None = None
     text: TextData | None = None
     arrays: ArrayData | None = None
-    split: Split = Field(default_factory=Split)
+    split: SplitFractions = Field(default_factory=SplitFractions)
     loader: Loader = Field(default_factory=Loader)
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kubetrain.api.yamlsource import Document
+from kubetrain.errors import InvalidJob
 
 # Names users bring from other trainers, mapped to ours (normalized: lowercase, no _ or -).
 SYNONYMS = {
@@ -58,8 +59,8 @@ class Issue:
         return f"{where}{self.path or '<document>'}: {self.message}"
 
 
-class SpecError(Exception):
-    """Every problem found in one or more specs."""
+class SpecError(InvalidJob):
+    """Every problem found in one or more specs (a user error: exit code 2)."""
 
     def __init__(self, issues: list[Issue]):
         super().__init__("\n".join(map(str, issues)))

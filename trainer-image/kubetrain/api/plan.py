@@ -6,10 +6,7 @@ import math
 
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import Plan
-
-
-class PlanError(ValueError):
-    """The spec cannot run with this world size or dataset (names the field)."""
+from kubetrain.errors import InvalidJob
 
 
 def procs_per_node(spec: TrainingJobSpec, gpus_per_node: int) -> int:
@@ -32,7 +29,7 @@ def resolve_plan(
     t = spec.training
     micro = t.micro_batch_size or t.global_batch_size // world
     if micro < 1 or t.global_batch_size % (micro * world):
-        raise PlanError(
+        raise InvalidJob(
             f"spec.training.globalBatchSize: {t.global_batch_size} is not a multiple of "
             f"microBatchSize ({micro}) × world size ({world})"
         )
@@ -40,7 +37,7 @@ def resolve_plan(
     if strategy == "auto":
         strategy = "ddp" if world > 1 else "none"
     if strategy == "fsdp" and world < 2:
-        raise PlanError("spec.parallelism.strategy: fsdp needs more than one process")
+        raise InvalidJob("spec.parallelism.strategy: fsdp needs more than one process")
     backend = spec.parallelism.backend
     if backend == "auto":
         backend = "nccl" if gpus > 0 else "gloo"
@@ -52,7 +49,7 @@ def resolve_plan(
             else math.ceil(train_samples / t.global_batch_size)
         )
         if per_epoch < 1:
-            raise PlanError(
+            raise InvalidJob(
                 f"spec.training.globalBatchSize: {t.global_batch_size} is larger than the "
                 f"training split ({train_samples} samples)"
             )

@@ -111,13 +111,14 @@ class Replicas(KubeModel):
 class Plan(KubeModel):
     """The resolved plan: what the spec means once defaults and derivations are applied."""
 
-    world_size: int | None = None
-    micro_batch_size: int | None = None
-    grad_accum_steps: int | None = None
-    global_batch_size: int | None = None
+    world_size: int
+    micro_batch_size: int
+    grad_accum_steps: int
+    global_batch_size: int
     total_steps: int | None = None
-    strategy: str | None = None
-    backend: str | None = None
+    """Unknown until the training split's size is, when the length is given in epochs."""
+    strategy: str
+    backend: str
 
 
 class TrainingJobStatus(KubeModel):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from kubetrain import __version__
 from kubetrain.api.errors import SpecError
+from kubetrain.errors import InvalidJob
 from kubetrain.exitcodes import ExitCode
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and run(args) -> int.
@@ -20,14 +21,6 @@ COMMANDS = {
     "sample": ("kubetrain.cli.sample", "generate text from a trained gpt run"),
     "crd": ("kubetrain.cli.crd", "write the TrainingJob CustomResourceDefinition"),
 }
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, bad data): one line, exit code 2, no traceback."""
-
-    def __init__(self, message: str, code: int = ExitCode.INVALID):
-        super().__init__(message)
-        self.code = code
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -82,11 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for issue in e.issues:
             print(f"  {issue}", file=sys.stderr)
         return ExitCode.INVALID
-    except UserError as e:
+    except InvalidJob as e:
         if args.debug:
             raise
         print(f"kubetrain {args.command}: error: {e}", file=sys.stderr)
-        return e.code
+        return ExitCode.INVALID
     except KeyboardInterrupt:
         return 130
 

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from kubetrain.errors import InvalidJob
         from kubetrain.reporting import launch_time
         from kubetrain.trainer import run_lock
-        from kubetrain.trainer.launch import LaunchError, exit_dir, run_torchrun, topology
+        from kubetrain.trainer.launch import exit_dir, run_torchrun, topology
         from kubetrain.trainer.run_dir_faults import RunDirFault
 
         par = job.spec.parallelism
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             top = topology(par.nodes, _procs_here(par.procs_per_node), par.master_port)
             # Held by this process (not torchrun or the ranks) until it exits: one run per dir.
             lock = run_lock.acquire(run_dir, top.node_rank)
-        except (LaunchError, InvalidJob) as e:
+        except InvalidJob as e:
             return _finish(ExitCode.INVALID, str(e))
         except RunDirFault as e:
             return _finish(ExitCode.CRASHED, str(e))
@@ -81,19 +81,19 @@ def _procs_here(procs: int | str) -> int:
     """Processes on this node; torch (slow to import) is loaded only to count GPUs for auto."""
     if procs != "auto":
         return int(procs)
-    from kubetrain.trainer.session import gpus_here
+    from kubetrain.trainer.trainer import gpus_here
 
     return max(gpus_here(), 1)
 
 
 def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace,
                 rank: int) -> int:
-    from kubetrain.data.errors import DataError
+    from kubetrain.errors import InvalidJob
     from kubetrain.trainer.checkpoint import CheckpointError
     from kubetrain.trainer.launch import report_exit
     from kubetrain.trainer.loop import Diverged
-    from kubetrain.trainer.session import train
     from kubetrain.trainer.signals import StopFlag
+    from kubetrain.trainer.trainer import train
 
     stop = StopFlag()
     stop.install()
@@ -101,7 +101,7 @@ def _train_here(job: object, run_dir: Path, base: Path, args: argparse.Namespace
     try:
         code = train(job, run_dir, base=base, stop=stop,  # type: ignore[arg-type]
                      console=not args.no_progress)
-    except DataError as e:
+    except InvalidJob as e:
         code, reason = ExitCode.INVALID, str(e)
         if args.debug:
             traceback.print_exc()

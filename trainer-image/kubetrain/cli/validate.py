@@ -9,9 +9,10 @@ from typing import Any
 from kubetrain.api.errors import Issue, SpecError
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.loader import load_file
-from kubetrain.api.plan import PlanError, resolve_plan
+from kubetrain.api.plan import resolve_plan
 from kubetrain.api.yamlsource import dump_yaml
 from kubetrain.cli.main import add_overrides
+from kubetrain.errors import InvalidJob
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             issues.append(Issue("metadata.name", "required in a cluster", path))
         try:
             resolve_plan(job.spec)
-        except PlanError as e:
+        except InvalidJob as e:
             field, _, message = str(e).partition(": ")
             issues.append(Issue(field, message, path))
     if issues:

@@ -1,4 +1,4 @@
-"""A split's samples as tensors, gathered by index into batches."""
+"""The samples of one split (train, val or test), gathered by index into batches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 
 @dataclass
-class TensorSplit:
+class TensorSamples:
     """Inputs and targets held as tensors (tabular, arrays, synthetic)."""
 
     x: torch.Tensor
@@ -22,12 +22,12 @@ class TensorSplit:
         i = torch.from_numpy(idx)
         return self.x.index_select(0, i), self.y.index_select(0, i)
 
-    def to(self, device: torch.device) -> TensorSplit:
-        return TensorSplit(self.x.to(device), self.y.to(device))
+    def to(self, device: torch.device) -> TensorSamples:
+        return TensorSamples(self.x.to(device), self.y.to(device))
 
 
 @dataclass
-class TokenSplit:
+class TokenWindows:
     """Next-token windows of seq_len over a token stream.
 
     Sample i is the window starting at i × seq_len + shift; with packing the shift is drawn per
@@ -54,8 +54,8 @@ class TokenSplit:
                                   .astype(np.int64))
         return window[:, :-1], window[:, 1:]
 
-    def to(self, device: torch.device) -> TokenSplit:
+    def to(self, device: torch.device) -> TokenWindows:
         return self  # batches are gathered on the host and moved by the loop
 
 
-Split = TensorSplit | TokenSplit
+Samples = TensorSamples | TokenWindows

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubetrain.api.data import Split
+from kubetrain.api.data import SplitFractions
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class SplitIndices:
     test: np.ndarray
 
 
-def split_indices(n: int, split: Split, labels: np.ndarray | None = None) -> SplitIndices:
+def split_indices(n: int, split: SplitFractions, labels: np.ndarray | None = None) -> SplitIndices:
     """Shuffle 0..n-1 with the split seed and cut off the val and test fractions.
 
     With stratify and labels, each class is cut separately so proportions match across splits.
@@ -34,13 +34,13 @@ def split_indices(n: int, split: Split, labels: np.ndarray | None = None) -> Spl
     return SplitIndices(np.sort(train), np.sort(val), np.sort(test))
 
 
-def _cut(order: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cut(order: np.ndarray, split: SplitFractions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(order)
     n_val, n_test = round(n * split.val), round(n * split.test)
     return order[n_val + n_test:], order[:n_val], order[n_val:n_val + n_test]
 
 
-def contiguous_ranges(n: int, split: Split) -> tuple[slice, slice, slice]:
+def contiguous_ranges(n: int, split: SplitFractions) -> tuple[slice, slice, slice]:
     """Train, val, test as consecutive ranges (token streams: the tail is held out)."""
     n_val, n_test = round(n * split.val), round(n * split.test)
     n_train = n - n_val - n_test

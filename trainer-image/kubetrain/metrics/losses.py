@@ -7,9 +7,10 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from kubetrain.errors import InvalidJob
+
 IGNORE = -100
 """Target id that contributes neither loss nor count (padding)."""
-
 
 
 class LossFn(Protocol):
@@ -23,10 +24,14 @@ class LossFn(Protocol):
                  ) -> torch.Tensor: ...
 
 
-def loss_kind(task: str, configured: str) -> str:
-    if configured != "auto":
-        return configured
-    return "mse" if task == "regression" else "cross_entropy"
+def loss_for(task: str, configured: str, num_outputs: int,
+             class_weights: torch.Tensor | None = None) -> LossFn:
+    """The loss a job trains and evaluates with: `training.loss`, or by task when auto."""
+    kind = configured if configured != "auto" else (
+        "mse" if task == "regression" else "cross_entropy")
+    if kind == "bce" and num_outputs != 2:
+        raise InvalidJob(f"training.loss bce needs 2 classes, the labels have {num_outputs}")
+    return summed_loss(kind, class_weights)
 
 
 def summed_loss(kind: str, class_weights: torch.Tensor | None = None) -> LossFn:

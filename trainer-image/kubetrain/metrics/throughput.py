@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -31,6 +33,19 @@ class Throughput:
             self.warm_end = time.perf_counter()
             self.warm_seconds = self.warm_end - self.t0
             self.last_t, self.last_step, self.data_seconds = self.warm_end, step, 0.0
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Evaluation and checkpoints are not training: their time (with a compiled model's
+        eval-mode recompile) is left out of the rates and of the warm-up."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            gap = time.perf_counter() - start
+            self.last_t += gap
+            if self.warm_end is None:
+                self.t0 += gap
 
     def read(self, step: int) -> dict[str, float | None]:
         """Rates over the interval since the last read (after warm-up only)."""

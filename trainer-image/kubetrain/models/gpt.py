@@ -57,6 +57,10 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
+    def residual_projections(self) -> list[nn.Linear]:
+        """The layers that write into the residual stream (attention out, MLP out)."""
+        return [self.attn.c_proj, self.mlp[2]]
+
 
 class GPT(nn.Module):
     """Token ids (B, T) → logits (B, T, vocab)."""
@@ -76,10 +80,10 @@ class GPT(nn.Module):
         if a.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
         self.apply(self._init)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):
+        for block in self.transformer.h:
+            for proj in block.residual_projections():
                 # GPT-2: scale residual projections by depth so the residual stream stays O(1).
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * a.layers))
+                nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * a.layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -11,19 +12,31 @@ import torch.nn.functional as F
 from kubetrain.api.preprocessing import Augment, ImagePreprocessing
 
 
-def fit_channel_stats(x_train: np.ndarray, spec: ImagePreprocessing) -> tuple[list[float],
-                                                                               list[float]]:
-    """Per-channel mean and std: given in the spec, else from the training split."""
-    axes = (0, 2, 3)
-    mean = spec.mean or x_train.mean(axis=axes, dtype=np.float64).tolist()
-    std = spec.std or [s or 1.0 for s in x_train.std(axis=axes, dtype=np.float64).tolist()]
-    return [float(m) for m in mean], [float(s) for s in std]
+@dataclass
+class ChannelStats:
+    """Per-channel mean and std: given in the spec, else measured on the training split."""
 
+    mean: list[float]
+    std: list[float]
 
-def normalize_images(x: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
-    m = np.asarray(mean, dtype=np.float32)[None, :, None, None]
-    s = np.asarray(std, dtype=np.float32)[None, :, None, None]
-    return (x.astype(np.float32) - m) / s
+    @classmethod
+    def fit(cls, x_train: np.ndarray, spec: ImagePreprocessing) -> ChannelStats:
+        axes = (0, 2, 3)
+        mean = spec.mean or x_train.mean(axis=axes, dtype=np.float64).tolist()
+        std = spec.std or [s or 1.0 for s in x_train.std(axis=axes, dtype=np.float64).tolist()]
+        return cls([float(m) for m in mean], [float(s) for s in std])
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        m = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
+        s = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
+        return (x.astype(np.float32) - m) / s
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, s: dict[str, object]) -> ChannelStats:
+        return cls(**s)  # type: ignore[arg-type]
 
 
 def augmenting(spec: Augment) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kubetrain.api.preprocessing import Preprocessing
-from kubetrain.data.errors import DataError
+from kubetrain.errors import InvalidJob
 
 MISSING = "<missing>"
 
@@ -46,7 +46,7 @@ class FeatureState:
             col = col.astype(np.float64)
             present = col[~np.isnan(col)]
             if len(present) == 0:
-                raise DataError(f"column {name!r} has no values in the training split")
+                raise InvalidJob(f"column {name!r} has no values in the training split")
             state.fill[name] = _fill_value(present, miss.strategy, miss.fill_value)
             col = np.where(np.isnan(col), state.fill[name], col)
             if out.method == "zscore":
@@ -91,11 +91,11 @@ class FeatureState:
                 j += len(cats)
         return out
 
-    def state(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_state(cls, s: dict[str, object]) -> FeatureState:
+    def from_dict(cls, s: dict[str, object]) -> FeatureState:
         st = cls(**s)  # type: ignore[arg-type]
         st.clip = {k: tuple(v) for k, v in st.clip.items()}  # type: ignore[misc]
         return st

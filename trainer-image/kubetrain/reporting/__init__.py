@@ -1,5 +1,5 @@
 """Rank 0's reporting: one Progress object handed to every sink."""
 
-from kubetrain.reporting.sink import Sink, register_sink_factory
+from kubetrain.reporting.sink import Sink
 
-__all__ = ["Sink", "register_sink_factory"]
+__all__ = ["Sink"]

@@ -8,8 +8,8 @@ Sends happen on a background thread at most every `runPolicy.progressIntervalSec
 what it sends comes from the loop, so a frozen loop still shows up as a stale heartbeat.
 Errors are logged and backed off, never raised.
 
-Enabled by the operator's pod env (KUBETRAIN_STATUS_SINK names `make_sink`);
-KUBETRAIN_JOB_NAME / KUBETRAIN_JOB_NAMESPACE say which job. Tests may override the API
+Built by the trainer when it runs in a pod: KUBETRAIN_JOB_NAME / KUBETRAIN_JOB_NAMESPACE
+(set by the operator) say which job. Tests may override the API
 server, token and CA with KUBETRAIN_API_SERVER, KUBETRAIN_TOKEN_FILE, KUBETRAIN_CA_FILE.
 """
 
@@ -142,23 +142,14 @@ class KubeStatusSink:
         return True
 
 
-class _NoSink:
-    """Outside a cluster: nothing to report to."""
-
-    def publish(self, progress: Progress, final: bool) -> None: ...
-
-    def beat(self, progress: Progress) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def make_sink(run_dir: Path, job: Any, env: dict[str, str] | None = None) -> Any:
-    """The factory named by KUBETRAIN_STATUS_SINK: (run directory, TrainingJob) → sink."""
+def sink_for_pod(job: Any, env: dict[str, str] | None = None) -> KubeStatusSink | None:
+    """The sink of a trainer pod (the operator sets KUBETRAIN_JOB_NAME/_NAMESPACE and the
+    kubelet the API server's address); None outside a cluster."""
     env = dict(os.environ if env is None else env)
     name, namespace = env.get("KUBETRAIN_JOB_NAME"), env.get("KUBETRAIN_JOB_NAMESPACE")
     server = api_server_url(env)
     if not (name and namespace and server):
-        return _NoSink()
+        return None
     interval = DEFAULT_INTERVAL
     with contextlib.suppress(AttributeError):
         interval = float(job.spec.run_policy.progress_interval_seconds)

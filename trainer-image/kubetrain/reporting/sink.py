@@ -10,11 +10,7 @@ themselves (an API-server sink would publish at most every N seconds) and must n
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from kubetrain.api.status import Progress
 
@@ -29,24 +25,3 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush and release; called once after the final publish."""
-
-
-SinkFactory = Callable[[Path, Any], Sink]
-"""(run directory, TrainingJob) → a sink."""
-
-_FACTORIES: list[SinkFactory] = []
-
-
-def register_sink_factory(factory: SinkFactory) -> None:
-    """Add a sink to every run in this process (e.g. the Kubernetes status sink)."""
-    _FACTORIES.append(factory)
-
-
-def extra_sinks(run_dir: Path, job: Any) -> list[Sink]:
-    """Registered sinks plus the one named by KUBETRAIN_STATUS_SINK=pkg.module:factory."""
-    factories = list(_FACTORIES)
-    named = os.environ.get("KUBETRAIN_STATUS_SINK")
-    if named:
-        module, _, attr = named.partition(":")
-        factories.append(getattr(importlib.import_module(module), attr))
-    return [f(run_dir, job) for f in factories]

@@ -1,40 +1,66 @@
-"""Checkpoints: written atomically (temp dir, fsync, rename), last K kept, newest complete wins.
+"""Checkpoints of named stateful parts: written atomically, verified by hashes, newest wins.
 
-Layout of one checkpoint directory `step-XXXXXXXX/`:
-  model.pt, optim.pt        full state dicts (DDP/single), or dcp/ (FSDP, sharded)
-  trainer.pt                step, epoch, schedule, scaler, loop state
-  rng-rank{r}.pt            RNG states of rank r (python, numpy, torch, cuda)
-  preprocessing.json, job.yaml
-  manifest.json             written last: file sizes; a checkpoint without it is partial
+The checkpointer knows no part by name: the trainer hands it `Stateful` objects (anything
+with `state_dict()`/`load_state_dict()`), so a new stateful part needs no edit here.
+
+Layout of one checkpoint directory `step-XXXXXXXX/` (format 2):
+  <name>.pt | <name>.json   rank 0's parts (model, optim, loop, schedule, preprocessing...)
+  rank-<r>/<name>.pt        parts every rank keeps for itself (RNG streams)
+  dcp/                      a sharded state written by every rank (FSDP)
+  manifest.json             written last: format, step, world size, the resume guard and
+                            every file's size and sha256; a directory without it is partial
+Each checkpoint is first written to `.tmp-<name>/`, fsynced, then renamed into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import random
 import shutil
 import sys
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 
-from kubetrain.data.errors import DataError
+from kubetrain.errors import InvalidJob
 from kubetrain.trainer.distributed import DistContext, any_rank, barrier
 
 PREFIX = "step-"
+FORMAT = 2
+"""Bumped when the layout changes; older formats are refused with a message naming them."""
 
 
-def _fsync_file(path: Path) -> None:
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CheckpointError(RuntimeError):
+    """A verified checkpoint that still cannot be loaded (a crash: exit code 1)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    step: int
+    world: int
+    guard: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
     with path.open("rb") as f:
-        os.fsync(f.fileno())
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -42,56 +68,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class CheckpointError(RuntimeError):
-    pass
-
-
-class UnsharedStorageError(DataError):
-    """Ranks on other nodes cannot see rank 0's checkpoint directory: a configuration error
-    (exit code 2) rather than a crash to retry, since every retry would fail the same way."""
-
-
 class Checkpointer:
-    """Saves and finds checkpoints under one directory, collectively across ranks."""
+    """Saves, verifies and loads checkpoints under one directory, collectively across ranks."""
 
-    def __init__(
-        self,
-        directory: Path,
-        keep_last: int,
-        ctx: DistContext,
-        beat: Callable[[], None] = lambda: None,
-    ):
+    def __init__(self, directory: Path, keep_last: int, ctx: DistContext,
+                 beat: Callable[[], None] = lambda: None):
         self.dir, self.keep_last, self.ctx, self.beat = directory, keep_last, ctx, beat
 
-    def save(
-        self,
-        step: int,
-        full: dict[str, Any],
-        files: dict[str, str],
-        sharded: dict[str, Any] | None = None,
-        name: str | None = None,
-    ) -> Path:
-        """Write a checkpoint; every rank calls this. `full` holds rank 0's torch objects
-        (model, optim, trainer), `files` text files, `sharded` a DCP state (FSDP)."""
+    # -- writing ------------------------------------------------------------------------
+    def save(self, step: int, *, main: Mapping[str, Stateful],
+             per_rank: Mapping[str, Stateful] = {}, sharded: Stateful | None = None,
+             guard: dict[str, Any] | None = None, name: str | None = None) -> Path:
+        """Write a checkpoint; every rank calls this. `main` is saved by rank 0, `per_rank`
+        by each rank for itself, `sharded` through torch.distributed.checkpoint by all."""
         final = self.dir / (name or f"{PREFIX}{step:08d}")
         tmp = self.dir / f".tmp-{final.name}"
         if self.ctx.is_main:
@@ -100,88 +89,146 @@ class Checkpointer:
             tmp.mkdir()
         barrier(self.ctx)
         if any_rank(not tmp.is_dir(), self.ctx):
-            raise UnsharedStorageError(
+            raise InvalidJob(
                 f"checkpoint directory {self.dir} is not shared by every node: with several nodes"
                 " keep the run directory on storage they all mount (a ReadWriteMany volume named"
                 " kubetrain-run in spec.template.volumes, or spec.checkpoint.path on one)"
             )
-        rng_file = tmp / f"rng-rank{self.ctx.rank}.pt"
-        torch.save(rng_state(), rng_file)
-        _fsync_file(rng_file)
+        mine = tmp / f"rank-{self.ctx.rank}"
+        for part_name, part in per_rank.items():
+            mine.mkdir(exist_ok=True)
+            torch.save(part.state_dict(), mine / f"{part_name}.pt")
         if sharded is not None:
             import torch.distributed.checkpoint as dcp
 
-            dcp.save(sharded, checkpoint_id=str(tmp / "dcp"))
+            dcp.save(sharded.state_dict(), checkpoint_id=str(tmp / "dcp"))
         self.beat()
         barrier(self.ctx)
         if self.ctx.is_main:
-            for key, obj in full.items():
-                torch.save(obj, tmp / f"{key}.pt")
+            for part_name, part in main.items():
+                _write_part(tmp / part_name, part.state_dict())
                 self.beat()
-            for fname, text in files.items():
-                (tmp / fname).write_text(text)
-            sizes = {
-                str(p.relative_to(tmp)): p.stat().st_size
-                for p in sorted(tmp.rglob("*"))
-                if p.is_file()
-            }
-            for p in tmp.rglob("*"):
-                if p.is_file():
-                    _fsync_file(p)
-            (tmp / "manifest.json").write_text(json.dumps({"step": step, "files": sizes}))
-            _fsync_file(tmp / "manifest.json")
-            _fsync_dir(tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_dir(self.dir)
-            self._prune()
+            self._publish(tmp, final, Manifest(step, self.ctx.world, guard or {}))
         barrier(self.ctx)
         return final
 
-    def _prune(self) -> None:
-        done = self.complete()
-        for old in done[: -self.keep_last]:
+    def _publish(self, tmp: Path, final: Path, manifest: Manifest) -> None:
+        files = {}
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file():
+                _fsync(p)
+                files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+                self.beat()
+        doc = {"format": FORMAT, "step": manifest.step, "world": manifest.world,
+               "guard": manifest.guard, "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(doc, indent=1))
+        _fsync(tmp / "manifest.json")
+        for d in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+            _fsync(d)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync(self.dir)
+        for old in self.complete()[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
 
+    # -- finding ------------------------------------------------------------------------
     def complete(self) -> list[Path]:
         """Published step checkpoints, oldest first (not verified)."""
         if not self.dir.is_dir():
             return []
         return sorted(p for p in self.dir.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
 
-    def newest_valid(self) -> Path | None:
-        """The newest checkpoint whose manifest matches its files; skips others with a warning."""
+    def resume_candidates(self, resume: str) -> list[Path]:
+        """Verified checkpoints to resume from, newest first ([] to start afresh).
+
+        `auto` skips damaged checkpoints with a warning, but refuses to start over when every
+        checkpoint there is damaged: that would silently throw the run away.
+        """
+        if resume == "never":
+            return []
+        if resume != "auto":
+            problem = verify(Path(resume))
+            if problem:
+                raise InvalidJob(f"checkpoint.resume {resume}: {problem}")
+            return [Path(resume)]
+        good, bad = [], []
         for path in reversed(self.complete()):
             problem = verify(path)
             if problem is None:
-                return path
-            warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
-            print(f"kubetrain: warning: skipping checkpoint {path}: {problem}", file=sys.stderr)
-        return None
+                good.append(path)
+            else:
+                bad.append(f"{path.name}: {problem}")
+                if self.ctx.is_main:
+                    print(f"kubetrain: warning: skipping checkpoint {path}: {problem}",
+                          file=sys.stderr)
+        if bad and not good:
+            raise InvalidJob(
+                f"every checkpoint in {self.dir} is unusable ({'; '.join(bad)}); move them away"
+                " to start over, or set spec.checkpoint.resume: never")
+        return good
+
+    # -- reading ------------------------------------------------------------------------
+    def load(self, path: Path, *, main: Mapping[str, Stateful],
+             per_rank: Mapping[str, Stateful] = {}, sharded: Stateful | None = None) -> Manifest:
+        """Load a verified checkpoint into the parts; per-rank parts only at the same world
+        size (the caller decides what a rank without its own state does)."""
+        manifest = read_manifest(path)
+        for part_name, part in main.items():
+            part.load_state_dict(read_part(path, part_name))
+        if manifest.world == self.ctx.world:
+            for part_name, part in per_rank.items():
+                part.load_state_dict(read_part(path, f"rank-{self.ctx.rank}/{part_name}.pt"))
+        if sharded is not None:
+            import torch.distributed.checkpoint as dcp
+
+            state = sharded.state_dict()
+            dcp.load(state, checkpoint_id=str(path / "dcp"))
+            sharded.load_state_dict(state)
+        return manifest
+
+
+def _write_part(path: Path, state: dict[str, Any]) -> None:
+    if path.suffix == ".json":
+        path.write_text(json.dumps(state))
+    else:
+        torch.save(state, path if path.suffix == ".pt" else path.with_name(path.name + ".pt"))
+
+
+def read_part(path: Path, part_name: str) -> Any:
+    """One part of a checkpoint; `weights_only`: our parts hold only tensors and plain data."""
+    f = path / part_name
+    if f.suffix not in (".pt", ".json"):
+        f = f.with_name(f.name + ".pt")
+    try:
+        if f.suffix == ".json":
+            return json.loads(f.read_text())
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{f} cannot be read: {e}") from e
+
+
+def read_manifest(path: Path) -> Manifest:
+    doc = json.loads((path / "manifest.json").read_text())
+    return Manifest(doc["step"], doc.get("world", 1), doc.get("guard", {}), doc["files"])
 
 
 def verify(path: Path) -> str | None:
-    """None when the checkpoint is complete and its files have their recorded sizes."""
+    """None when the checkpoint is complete, of this format, and every file has its recorded
+    size and hash; otherwise what is wrong, in a few words."""
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError) as e:
+        doc = json.loads((path / "manifest.json").read_text())
+        files = doc["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
         return f"no readable manifest ({e.__class__.__name__})"
-    for fname, size in manifest["files"].items():
+    version = doc.get("format", 1)
+    if version != FORMAT:
+        return (f"checkpoint format {version}, but this kubetrain reads format {FORMAT} (format 1"
+                " was written by kubetrain 0.1.0)")
+    for fname, entry in files.items():
         p = path / fname
-        if not p.is_file() or p.stat().st_size != size:
+        if not p.is_file() or p.stat().st_size != entry["size"]:
             return f"{fname} is missing or truncated"
+        if _sha256(p) != entry["sha256"]:
+            return f"{fname} does not match its recorded hash"
     return None
-
-
-def load_part(path: Path, key: str) -> Any:
-    """One torch object of a checkpoint (weights_only: our own files hold plain state)."""
-    try:
-        return torch.load(path / f"{key}.pt", map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path / key}.pt cannot be read: {e}") from e
-
-
-def load_rng(path: Path, rank: int) -> dict[str, Any] | None:
-    f = path / f"rng-rank{rank}.pt"
-    return torch.load(f, weights_only=False) if f.is_file() else None

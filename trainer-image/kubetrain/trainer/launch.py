@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubetrain.errors import InvalidJob
 from kubetrain.exitcodes import ExitCode
 
 EXIT_DIR_ENV = "KUBETRAIN_EXIT_DIR"
@@ -29,20 +30,16 @@ class Topology:
         return self.nnodes * self.nproc_per_node
 
 
-class LaunchError(ValueError):
-    pass
-
-
 def topology(nodes: int, procs_per_node: int, master_port: int,
              env: dict[str, str] | None = None) -> Topology:
     """Where this node stands; PET_* (set by the operator in a pod) win over the spec."""
     env = dict(os.environ if env is None else env)
     if nodes > 1 and "PET_NNODES" not in env:
-        raise LaunchError(f"parallelism.nodes is {nodes}: more than one node needs a cluster"
+        raise InvalidJob(f"parallelism.nodes is {nodes}: more than one node needs a cluster"
                           " (run it with the operator, which sets PET_NNODES and friends)")
     nnodes = int(env.get("PET_NNODES", nodes))
     if nnodes != nodes:
-        raise LaunchError(f"PET_NNODES={nnodes} but parallelism.nodes is {nodes}")
+        raise InvalidJob(f"PET_NNODES={nnodes} but parallelism.nodes is {nodes}")
     port = env.get("PET_MASTER_PORT")
     if port is None and nnodes == 1:
         # One node, no cluster: any free port works, and two local runs must not collide.

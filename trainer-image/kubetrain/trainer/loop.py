@@ -1,6 +1,7 @@
 """The training loop: steps, logging without per-step host syncs, eval, early stopping.
 
-The loop does no file I/O: it reports through the Reporter and saves through `save_checkpoint`.
+The loop does no file I/O: it reports through the Reporter and asks its owner (the Trainer)
+to save through the `save_checkpoint` callback it was built with.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.data.order import BatchOrder
-from kubetrain.data.splitdata import Split
+from kubetrain.data.samples import Samples
 from kubetrain.metrics.evaluation import EvalSums
 from kubetrain.metrics.losses import LossFn
 from kubetrain.metrics.throughput import Throughput
@@ -38,33 +39,43 @@ class Diverged(RuntimeError):
 
 @dataclass
 class LoopState:
-    """What the loop itself must carry across a resume."""
+    """What the loop itself carries across a resume. The step is also the data position: the
+    batch order is a pure function of (seed, step), so nothing else about the data is saved."""
 
     step: int = 0
     best: float | None = None
+    """Best early-stopping metric so far."""
     bad_evals: int = 0
     best_saved: float | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
+    """Metric of the checkpoint saved as `best`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.best = state["step"], state["best"]
+        self.bad_evals, self.best_saved = state["bad_evals"], state["best_saved"]
 
 
-@dataclass
+SaveKind = Literal["periodic", "best", "interrupt", "final"]
+
+
+@dataclass(frozen=True)
 class Outcome:
-    reason: str  # finished | interrupted | early_stopped
+    reason: Literal["finished", "interrupted", "early_stopped"]
     step: int
-    val_loss: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class Parts:
-    """Everything the loop trains with (built by the session)."""
+    """Everything the loop trains with (built by `trainer.parts.loop_parts`)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     loss_fn: LossFn
-    train: Split
-    val: Split
+    train: Samples
+    val: Samples
     order: BatchOrder
     task: str
     num_classes: int
@@ -75,10 +86,12 @@ class Parts:
     peak_flops: float | None = None
 
 
-class Trainer:
+class TrainLoop:
+    """Steps from `state.step` to the end; everything it needs comes in through the constructor."""
+
     def __init__(self, spec: TrainingJobSpec, parts: Parts, ctx: DistContext, *,
                  total_steps: int, micro_batch: int, reporter: Reporter,
-                 save_checkpoint: Callable[[LoopState, str], None] = lambda s, kind: None,
+                 save_checkpoint: Callable[[SaveKind], None] = lambda kind: None,
                  stop_requested: Callable[[], bool] = lambda: False):
         self.spec, self.p, self.ctx = spec, parts, ctx
         self.total, self.micro = total_steps, micro_batch
@@ -128,40 +141,51 @@ class Trainer:
     def fit(self) -> Outcome:
         """Train from self.state.step to the end, an interruption or early stopping."""
         t = self.spec.training
-        log_every, eval_every = t.logging.every_steps, t.eval.every_steps
-        ckpt_every = self.spec.checkpoint.every_steps
-        step = self.state.step
-        self.meter = Throughput(start_step=step,
-                                warmup_steps=min(WARMUP_STEPS, max(self.total - step - 1, 0)),
-                                global_batch=self.p.order.global_batch,
-                                tokens_per_sample=self.tokens_per_sample, device=self.ctx.device)
-        step_losses: list[torch.Tensor] = []  # device tensors: summed only when logging
-        outcome = Outcome("finished", step)
-        while step < self.total:
-            if self._should_stop():
-                self.save_checkpoint(self.state, "interrupt")
-                return Outcome("interrupted", step)
-            log_now = (step + 1) % log_every == 0 or step + 1 == self.total
-            loss, norm = self.train_step(step, want_norm=log_now)
-            step_losses.append(loss)  # no host sync between logging steps
-            step += 1
-            self.state.step = step
-            self.reporter.beat(step)
-            self.meter.step_done(step)
-            if log_now:
-                self._log(step, torch.stack(step_losses).mean(), norm)
-                step_losses.clear()
+        eval_every, ckpt_every = t.eval.every_steps, self.spec.checkpoint.every_steps
+        self.begin()
+        outcome = Outcome("finished", self.state.step)
+        while self.state.step < self.total:
+            if self.should_stop():
+                self.save_checkpoint("interrupt")
+                return Outcome("interrupted", self.state.step)
+            step = self.step()
             if (eval_every and (step % eval_every == 0 or step == self.total)) or (
                     step == self.total and len(self.p.val)):
-                outcome = self._evaluate(step)
+                with self.meter.paused():
+                    outcome = self._evaluate(step)
                 if outcome.reason == "early_stopped":
                     break
             if ckpt_every and step % ckpt_every == 0 and step < self.total:
-                self.save_checkpoint(self.state, "periodic")
-        self.save_checkpoint(self.state, "final")
+                with self.meter.paused():
+                    self.save_checkpoint("periodic")
+        self.save_checkpoint("final")
         return outcome
 
-    def _should_stop(self) -> bool:
+    def begin(self) -> None:
+        """Start timing from the current step (fit calls it; so does a caller driving step())."""
+        self.meter = Throughput(start_step=self.state.step,
+                                warmup_steps=min(WARMUP_STEPS,
+                                                 max(self.total - self.state.step - 1, 0)),
+                                global_batch=self.p.order.global_batch,
+                                tokens_per_sample=self.tokens_per_sample, device=self.ctx.device)
+        self._losses: list[torch.Tensor] = []  # device tensors: summed only when logging
+
+    def step(self) -> int:
+        """One optimizer step, with the heartbeat, timing and (on logging steps) the log."""
+        step = self.state.step
+        log_now = (step + 1) % self.spec.training.logging.every_steps == 0 or step + 1 == self.total
+        loss, norm = self.train_step(step, want_norm=log_now)
+        self._losses.append(loss)  # no host sync between logging steps
+        step += 1
+        self.state.step = step
+        self.reporter.beat(step)
+        self.meter.step_done(step)
+        if log_now:
+            self._log(step, torch.stack(self._losses).mean(), norm)
+            self._losses.clear()
+        return step
+
+    def should_stop(self) -> bool:
         # Every rank must stop at the same step boundary, so they agree through a collective
         # (over host memory: no device sync per step).
         return any_rank(self.stop_requested(), self.ctx)
@@ -202,7 +226,7 @@ class Trainer:
             prev = self.state.best_saved
             if prev is None or (v < prev if best.mode == "min" else v > prev):
                 self.state.best_saved = v
-                self.save_checkpoint(self.state, "best")
+                self.save_checkpoint("best")
         es = self.spec.training.early_stopping
         if es is not None and es.metric in values:
             v = values[es.metric]
@@ -214,10 +238,10 @@ class Trainer:
             else:
                 self.state.bad_evals += 1
                 if self.state.bad_evals >= es.patience:
-                    return Outcome("early_stopped", step, val_loss, metrics)
-        return Outcome("finished", step, val_loss, metrics)
+                    return Outcome("early_stopped", step)
+        return Outcome("finished", step)
 
-    def evaluate(self, split: Split, max_batches: int | None = None
+    def evaluate(self, split: Samples, max_batches: int | None = None
                  ) -> tuple[float, dict[str, float]]:
         """Mean loss and metrics over a split, sharded over ranks and reduced."""
         p = self.p
@@ -228,7 +252,7 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_split(model: nn.Module, split: Split, loss_fn: LossFn, sums: EvalSums,
+def evaluate_split(model: nn.Module, split: Samples, loss_fn: LossFn, sums: EvalSums,
                    metrics: list[str], *, batch_size: int, max_batches: int | None = None,
                    ctx: DistContext | None = None,
                    autocast: Callable[[], contextlib.AbstractContextManager[None]] =
