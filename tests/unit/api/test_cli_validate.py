@@ -61,3 +61,14 @@ def test_cluster_mode_requires_an_image(tmp_path) -> None:
     result = kubetrain("validate", "--cluster", str(path))
     assert result.returncode == 2
     assert "spec.image: required in a cluster" in result.stderr
+
+
+def test_cluster_mode_requires_a_name(tmp_path) -> None:
+    doc = yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    del doc["metadata"]
+    path = tmp_path / "noname.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert kubetrain("validate", str(path)).returncode == 0  # `kubetrain run` has a default
+    result = kubetrain("validate", "--cluster", str(path))
+    assert result.returncode == 2
+    assert "metadata.name: required in a cluster" in result.stderr
