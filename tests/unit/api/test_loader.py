@@ -96,3 +96,28 @@ def test_other_kinds_are_refused() -> None:
 )
 def test_suggest(word, choices, expected) -> None:
     assert suggest(word, choices) == expected
+
+
+def test_a_rule_reading_a_bad_value_is_not_reported() -> None:
+    """maxSteps is wrong, so whether 'exactly one of maxSteps or epochs' holds is unknown: only the
+    type error is reported, not a rule broken by leaving the bad value out."""
+    bad = JOB.replace("maxSteps: 10", "maxSteps: ten")
+    with pytest.raises(SpecError) as info:
+        load_text(bad, source="job.yaml")
+    assert [(i.path, "valid integer" in i.message) for i in info.value.issues] == [
+        ("spec.training.maxSteps", True)
+    ]
+
+
+def test_rules_of_every_level_come_with_a_type_error() -> None:
+    bad = JOB.replace("maxSteps: 10", "maxSteps: 10\n    epochs: 2\n    seed: x").replace(
+        "model: {type: linear}", "model: {type: linear}\n  parallelism: {procsPerNode: 3}"
+    )
+    with pytest.raises(SpecError) as info:
+        load_text(bad, source="job.yaml")
+    found = {i.path for i in info.value.issues}
+    assert found == {
+        "spec.training.seed",
+        "spec.training.maxSteps",
+        "spec.training.globalBatchSize",
+    }
