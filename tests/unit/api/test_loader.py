@@ -121,3 +121,10 @@ def test_rules_of_every_level_come_with_a_type_error() -> None:
         "spec.training.maxSteps",
         "spec.training.globalBatchSize",
     }
+
+
+def test_issues_about_set_values_name_set_as_their_source() -> None:
+    with pytest.raises(SpecError) as info:
+        load_text(JOB, source="job.yaml", overrides=["spec.training.maxSteps=x", "a.b=1"])
+    found = {(i.source, i.line, i.path) for i in info.value.issues}
+    assert found == {("--set", None, "spec.training.maxSteps"), ("--set", None, "a")}

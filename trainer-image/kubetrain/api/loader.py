@@ -261,9 +261,24 @@ def validate_document(doc: Document, overrides: Iterable[str] = ()) -> TrainingJ
     job, found = _check(checked)
     issues += _merge(found, {i.path for i in issues})
     if issues:
-        raise SpecError(_ordered(issues))
+        raise SpecError(_ordered(_from_overrides(issues, doc, overrides)))
     assert job is not None
     return job
+
+
+def _from_overrides(issues: list[Issue], doc: Document, overrides: Iterable[str]) -> list[Issue]:
+    """Issues about a value a `--set` gave, or a mapping it made: named as from --set."""
+    set_paths = [a.partition("=")[0] for a in overrides]
+    if not set_paths:
+        return issues
+    in_file = {format_path(p) for p in doc.lines}
+
+    def made_by_set(path: str) -> bool:
+        return any(path == p or path.startswith((p + ".", p + "[")) for p in set_paths) or (
+            path not in in_file and any(p.startswith(path + ".") for p in set_paths)
+        )
+
+    return [Issue(i.path, i.message, "--set") if made_by_set(i.path) else i for i in issues]
 
 
 def _merge(found: list[Issue], reported_paths: set[str]) -> list[Issue]:
