@@ -17,15 +17,20 @@ def main() -> int:
     parser.add_argument(
         "--then", help="shell command to run against the cluster once it is ready (KUBECONFIG set)"
     )
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="a real node (containerd, kubelet, kube-proxy, CoreDNS) instead of the node agent",
+    )
     args = parser.parse_args()
     state = state_dir()
     if args.command == "up":
-        return up(state, args.gpus, args.then)
+        return up(state, args.gpus, args.then, args.real_node)
     if args.command == "down":
         return down(state)
     if args.command == "status":
         return status(state)
-    serve(state, args.gpus, args.then)
+    serve(state, args.gpus, args.then, args.real_node)
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from . import procs
 from .assets import ensure_assets
 from .kubeconfig import render_kubeconfig, write_kubeconfig
-from .pki import Pki, make_pki
+from .pki import Pki, client_cert, make_pki
 from .pod_logs import pod_log_path
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -45,8 +45,17 @@ class ControlPlane:
     SIGTERM) kills them all and leaves no process behind.
     """
 
-    def __init__(self, assets: Path | None = None, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        assets: Path | None = None,
+        root: Path | None = None,
+        advertise_address: str | None = None,
+    ) -> None:
+        """`advertise_address`: an address of this machine that real nodes' pods reach (see
+        kubetrain_testenv.real_node); the API server then listens on every address and the
+        `kubernetes` Service points there. Default: loopback only, no `kubernetes` endpoints."""
         self.assets = assets
+        self.advertise_address = advertise_address
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="kubetrain-testenv-"))
         self.run_id = secrets.token_hex(8)
@@ -56,6 +65,7 @@ class ControlPlane:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._etcd_dir: Path | None = None
         self.node_name: str | None = None
+        self.nodes: list[Any] = []  # real nodes (real_node.RealNode), stopped first by stop()
         self._stopped = False
 
     # -- addresses and credentials -------------------------------------------------
@@ -157,7 +167,8 @@ class ControlPlane:
         procs.reap_orphans()  # left by an earlier run whose owner was SIGKILLed
         _remove_orphaned_etcd_dirs()
         self.assets = self.assets or ensure_assets()
-        self.pki = make_pki(self.root / "pki")
+        extra_ips = (self.advertise_address,) if self.advertise_address else ()
+        self.pki = make_pki(self.root / "pki", extra_ips)
         self.port = procs.free_port()
         write_kubeconfig(
             self.kubeconfig,
@@ -252,17 +263,19 @@ class ControlPlane:
                 self._bin("kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
                 f"--secure-port={self.port}",
-                "--bind-address=127.0.0.1",
-                # With no default route the API server cannot pick an address itself.
-                "--advertise-address=127.0.0.1",
-                # Endpoints may not hold loopback addresses: skip the kubernetes service's.
-                "--endpoint-reconciler-type=none",
+                *self._address_flags(),
                 f"--cert-dir={self.root / 'apiserver-certs'}",
                 f"--tls-cert-file={self.pki.serving_cert}",
                 f"--tls-private-key-file={self.pki.serving_key}",
                 f"--client-ca-file={self.pki.ca_cert}",
                 f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
+                # Node: what real kubelets may do (their client certs are system:node:<name>).
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                # For `kubectl logs`/`exec` through a real kubelet (which checks client certs).
+                f"--kubelet-client-certificate={self.pki.admin_cert}",
+                f"--kubelet-client-key={self.pki.admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={self.pki.sa_pub}",
@@ -270,6 +283,18 @@ class ControlPlane:
                 "--allow-privileged=true",
             ],
         )
+
+    def _address_flags(self) -> list[str]:
+        if self.advertise_address:
+            # Pods on real nodes reach it through the `kubernetes` Service (kube-proxy).
+            return ["--bind-address=0.0.0.0", f"--advertise-address={self.advertise_address}"]
+        return [
+            "--bind-address=127.0.0.1",
+            # With no default route the API server cannot pick an address itself.
+            "--advertise-address=127.0.0.1",
+            # Endpoints may not hold loopback addresses: skip the kubernetes service's.
+            "--endpoint-reconciler-type=none",
+        ]
 
     def _readyz(self) -> bool:
         try:
@@ -297,6 +322,30 @@ class ControlPlane:
                 "--bind-address=127.0.0.1",
                 f"--secure-port={procs.free_port()}",
                 f"--cert-dir={self.root / 'kcm-certs'}",
+            ],
+        )
+
+    def start_scheduler(self, binary: Path) -> None:
+        """Start kube-scheduler (`binary`) as system:kube-scheduler: pods are then scheduled for
+        real (onto real nodes; the node agent binds pods itself)."""
+        assert self.pki is not None
+        cert, key = client_cert(self.pki, "kube-scheduler", "/CN=system:kube-scheduler")
+        kubeconfig = write_kubeconfig(
+            self.root / "kube-scheduler.kubeconfig",
+            render_kubeconfig(
+                self.server, self.ca_file, "system:kube-scheduler", client_cert=cert, client_key=key
+            ),
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                binary,
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={procs.free_port()}",
             ],
         )
 
@@ -353,7 +402,17 @@ class ControlPlane:
         if self._stopped:
             return
         self._stopped = True
-        for name in ("node-agent", "kube-controller-manager", "kube-apiserver", "etcd"):
+        for node in reversed(self.nodes):
+            # The rest must stop even if a node's clean-up fails.
+            with contextlib.suppress(Exception):
+                node.stop()
+        for name in (
+            "node-agent",
+            "kube-scheduler",
+            "kube-controller-manager",
+            "kube-apiserver",
+            "etcd",
+        ):
             if name in self._procs:
                 procs.stop(self._procs[name], grace=15.0 if name == "node-agent" else 5.0)
         procs.kill_survivors(self.run_id)

@@ -21,8 +21,9 @@ from typing import Any
 
 from . import procs
 from .control_plane import ControlPlane
+from .real_cluster import real_cluster
 
-READY_TIMEOUT = 180.0
+READY_TIMEOUT = 1800.0  # a first real-node start builds binaries and images
 
 
 def state_dir() -> Path:
@@ -55,13 +56,25 @@ def _export(info: dict[str, Any]) -> str:
     return f"export KUBECONFIG={shlex.quote(info['kubeconfig'])}"
 
 
-def serve(state: Path, gpus: int, then: str | None) -> None:
+def serve(state: Path, gpus: int, then: str | None, real: bool = False) -> None:
     """Run the cluster in the foreground until SIGTERM/SIGINT (what `up` starts)."""
-    cp = ControlPlane(root=state / "run")
+    with contextlib.ExitStack() as stack:
+        if real:  # a real node: containerd, kubelet, kube-proxy, CoreDNS, the local images
+            cp, node = stack.enter_context(real_cluster(("pause", "operator", "trainer")))
+            images = {name: image.ref for name, image in node.images.items()}
+            pod_logs = str(node.paths.pod_logs)
+        else:
+            cp = ControlPlane(root=state / "run")
+            stack.callback(cp.stop)
+            cp.start()
+            cp.start_node_agent(gpus=gpus)
+            images, pod_logs = {}, str(cp.agent_dir / "logs")
+        _serve(state, cp, then, {"images": images, "pod_logs": pod_logs, "real_node": real})
+
+
+def _serve(state: Path, cp: ControlPlane, then: str | None, more: dict[str, Any]) -> None:
     extra: subprocess.Popen[bytes] | None = None
     try:
-        cp.start()
-        cp.start_node_agent(gpus=gpus)
         kubeconfig = state / "kubeconfig"
         shutil.copyfile(cp.kubeconfig, kubeconfig)
         if then:  # the hook for running more (the operator, say) against the cluster
@@ -73,7 +86,7 @@ def serve(state: Path, gpus: int, then: str | None) -> None:
             "server": cp.server,
             "run_id": cp.run_id,
             "logs": str(cp.root / "logs"),
-            "pod_logs": str(cp.agent_dir / "logs"),
+            **more,
         }
         (state / "ready.json").write_text(json.dumps(info, indent=2))
         threading.Event().wait()  # until a signal turns into SystemExit/KeyboardInterrupt
@@ -81,10 +94,9 @@ def serve(state: Path, gpus: int, then: str | None) -> None:
         (state / "ready.json").unlink(missing_ok=True)
         if extra is not None:
             procs.stop(extra)
-        cp.stop()
 
 
-def up(state: Path, gpus: int, then: str | None) -> int:
+def up(state: Path, gpus: int, then: str | None, real: bool = False) -> int:
     info = _ready(state)
     if info is None:
         shutil.rmtree(state / "run", ignore_errors=True)
@@ -93,6 +105,8 @@ def up(state: Path, gpus: int, then: str | None) -> int:
         argv = [sys.executable, "-m", "kubetrain_testenv", "serve", "--gpus", str(gpus)]
         if then:
             argv += ["--then", then]
+        if real:
+            argv.append("--real-node")
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         with open(state / "serve.log", "wb") as log:
             proc = subprocess.Popen(
@@ -112,7 +126,12 @@ def up(state: Path, gpus: int, then: str | None) -> int:
             return _ready(state)
 
         info = procs.wait_for(started, READY_TIMEOUT, 0.2, "the dev cluster")
-    print(f"# dev cluster (a development tool: pods run as local processes): {info['server']}")
+    if info.get("real_node"):
+        print(f"# dev cluster with a real node (containerd + kubelet): {info['server']}")
+        for name, ref in info["images"].items():
+            print(f"# local image {name}: {ref} (imagePullPolicy IfNotPresent)")
+    else:
+        print(f"# dev cluster (a development tool: pods run as local processes): {info['server']}")
     print(f"# component logs: {info['logs']}; pod logs: {info['pod_logs']}")
     print(_export(info))
     return 0

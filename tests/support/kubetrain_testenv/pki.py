@@ -85,8 +85,16 @@ def _signed_cert(pki: Pki, name: str, subject: str, extensions: str) -> None:
     )
 
 
-def make_pki(directory: Path) -> Pki:
-    """Write a CA, the API server's serving cert, an admin client cert and SA keys."""
+def client_cert(pki: Pki, name: str, subject: str) -> tuple[Path, Path]:
+    """Sign a client certificate for `subject` (e.g. "/O=system:nodes/CN=system:node:n1");
+    return (cert, key)."""
+    _signed_cert(pki, name, subject, "extendedKeyUsage=clientAuth\n")
+    return pki.dir / f"{name}.crt", pki.dir / f"{name}.key"
+
+
+def make_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Write a CA, the API server's serving cert (also valid for `extra_ips`), an admin client
+    cert and SA keys."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
     _ec_key(pki.ca_key)
@@ -107,7 +115,8 @@ def make_pki(directory: Path) -> Pki:
         pki,
         "apiserver",
         "/CN=kube-apiserver",
-        f"subjectAltName={APISERVER_SANS}\nextendedKeyUsage=serverAuth\n",
+        f"subjectAltName={APISERVER_SANS}{''.join(f',IP:{ip}' for ip in extra_ips)}\n"
+        "extendedKeyUsage=serverAuth\n",
     )
     # system:masters bypasses RBAC: the admin identity of tests and the controller manager.
     _signed_cert(

@@ -10,6 +10,8 @@ import pytest
 
 from .assets import AssetsError
 from .control_plane import ControlPlane
+from .real_cluster import real_cluster
+from .real_node import RealNode
 
 RUN_IDS: list[str] = []
 """Every control plane a fixture started; the session's survivor check reads them."""
@@ -40,3 +42,17 @@ def started_control_plane(gpus: int = 0) -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop()
+
+
+@contextmanager
+def started_real_cluster(
+    images: tuple[str, ...] = ("pause", "operator", "trainer"),
+) -> Iterator[tuple[ControlPlane, RealNode]]:
+    """`real_cluster.real_cluster` for fixtures: a failed build fails the test with the build's
+    output (it never skips); start-up times go to the session's summary."""
+    try:
+        with real_cluster(images, TIMINGS) as (cp, node):
+            RUN_IDS.append(cp.run_id)
+            yield cp, node
+    except AssetsError as exc:
+        pytest.fail(f"building what the real node needs failed: {exc}", pytrace=False)
