@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+
 from kubetrain_testenv.node_config import (
     CLUSTER_DNS_IP,
     NodePaths,
