@@ -21,7 +21,7 @@ def test_corpora_are_large_enough() -> None:
 def test_invalid_spec_reports_each_error(case, tmp_path) -> None:
     verdict = validate_locally(case, tmp_path)
     assert verdict.code == 2, verdict.stderr
-    assert verdict.seconds < 2.0, f"took {verdict.seconds:.1f}s"
+    assert verdict.seconds < 5.0, f"took {verdict.seconds:.1f}s"  # hostile files took minutes
     found = [(field, message) for _, field, message in verdict.issues]
     for path, fragment in case.expect:
         matches = [m for p, m in found if p == path and fragment in m]
