@@ -83,6 +83,17 @@ class Checkpointer:
         by each rank for itself, `sharded` through torch.distributed.checkpoint by all."""
         final = self.dir / (name or f"{PREFIX}{step:08d}")
         tmp = self.dir / f".tmp-{final.name}"
+        try:
+            return self._save(step, final, tmp, main, per_rank, sharded, guard)
+        except Exception:  # torch.save reports a full disk as a RuntimeError, not an OSError
+            # A full or failing disk: leave no partial copy holding the space that is left.
+            if self.ctx.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _save(self, step: int, final: Path, tmp: Path, main: Mapping[str, Stateful],
+              per_rank: Mapping[str, Stateful], sharded: Stateful | None,
+              guard: dict[str, Any] | None) -> Path:
         if self.ctx.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)

@@ -155,10 +155,13 @@ class Trainer:
         return ShardedTrainState(self.model, self.optimizer) if self.fsdp else None
 
     def resume(self) -> None:
-        """Load the newest usable checkpoint, if any (refusing one written for another job)."""
-        path = self.resume_from
-        if path is None:
-            return
+        """Load the newest usable checkpoint, if any (refusing one written for another job);
+        then the reporting continues from that step (records past it are dropped)."""
+        if self.resume_from is not None:
+            self._load(self.resume_from)
+        self.reporter.start(self.loop.state.step)
+
+    def _load(self, path: Path) -> None:
         changes = guard_changes(read_manifest(path).guard, self.guard)
         if changes:
             raise InvalidJob(mismatch_message(str(path), changes))
@@ -177,8 +180,8 @@ class Trainer:
         step = self.loop.state.step
         self.reporter.beat(step, force=True)
         if any_rank(not all_finite(self.model), self.ctx):
-            last = self.reporter.progress.last_checkpoint
-            kept = f"the last checkpoint is {last.path}" if last else "no checkpoint was kept"
+            saved = self.checkpointer.complete()
+            kept = f"the last checkpoint is {saved[-1]}" if saved else "no checkpoint was kept"
             raise Diverged(f"the weights became NaN or infinite by step {step} and were not"
                            f" saved ({kept}); lower optimizer.lr or set training.gradClipNorm")
         path = self.checkpointer.save(step, main=self._parts(), per_rank={"rng": RNGState()},
