@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# System packages some tests need (idempotent, quiet when present): lua5.4 runs the Argo CD
-# health check in tests/unit/gitops. Debian/Ubuntu only; elsewhere install them by hand.
+# System packages the tests need (idempotent, quiet when present): lua5.4 runs the Argo CD
+# health check in tests/unit/gitops; hack/node/install.sh installs the real node's (containerd,
+# runc, CNI plugins, buildah, debootstrap...). Debian/Ubuntu only; elsewhere install them by hand.
 set -euo pipefail
+bash "$(dirname "$0")/node/install.sh"
 missing=()
 command -v lua5.4 >/dev/null || missing+=(lua5.4)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -12,7 +12,20 @@ assets=$(hack/control-plane/build.sh)
 export KUBETRAIN_ASSETS="$assets"
 echo "== control plane binaries: $assets"
 
-bash hack/test-deps.sh  # system packages some tests need (lua5.4 for the Argo CD health check)
+bash hack/test-deps.sh  # system packages the tests need (lua5.4; the real node's: hack/node/install.sh)
+
+# The real node of tests/e2e: kubelet, kube-proxy, kube-scheduler, CoreDNS (cached by key) and
+# the images (cached by content; a changed source rebuilds its image's last layer only).
+t0=$SECONDS
+KUBETRAIN_NODE_BIN=$(hack/node/build.sh)
+export KUBETRAIN_NODE_BIN
+echo "== node binaries: $KUBETRAIN_NODE_BIN ($((SECONDS - t0)) s)"
+t0=$SECONDS
+KUBETRAIN_IMAGES=$(mktemp -t kubetrain-images.XXXXXX)
+export KUBETRAIN_IMAGES
+trap 'rm -f "$KUBETRAIN_IMAGES"' EXIT
+hack/images/build.sh > "$KUBETRAIN_IMAGES"
+echo "== images ($((SECONDS - t0)) s):"; sed 's/^/   /' "$KUBETRAIN_IMAGES"
 
 echo "== ruff"
 ruff check .

@@ -17,9 +17,11 @@
 #     stdout: one line per image, "<name> <image reference>"; logs go to stderr.
 #   hack/images/build.sh --import SOCKET REF...
 #     streams each image that containerd at SOCKET lacks into its k8s.io namespace
-#     (buildah push docker-archive | ctr images import: no archive is written to disk).
+#     (buildah push docker-archive | missing_blobs.py | ctr images import: no archive is written
+#     to disk, and only the layers containerd lacks are sent).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
 cache=${KUBETRAIN_CACHE:-$HOME/.cache/kubetrain}/images
 mirror=${KUBETRAIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 pip_cache=${PIP_CACHE_DIR:-$HOME/.cache/pip}
@@ -46,8 +48,12 @@ import_images() {
   local ctr=(ctr --address "$socket" -n k8s.io)
   for ref in "$@"; do
     if "${ctr[@]}" images ls -q "name==$ref" | grep -qx "$ref"; then continue; fi
-    local t0=$SECONDS
-    "${buildah[@]}" push -q "$ref" "docker-archive:/dev/stdout:$ref" | "${ctr[@]}" images import - >&2
+    local t0=$SECONDS have; have=$(mktemp)
+    "${ctr[@]}" content ls -q > "$have"
+    # Only the layers containerd lacks travel on (a rebuilt image shares all but its top one).
+    "${buildah[@]}" push -q "$ref" "docker-archive:/dev/stdout:$ref" \
+      | python3 "$here/missing_blobs.py" "$ref" "$have" | "${ctr[@]}" images import - >&2
+    rm -f "$have"
     "${ctr[@]}" images ls -q "name==$ref" | grep -qx "$ref" || { log "importing $ref failed"; exit 1; }
     log "imported $ref in $((SECONDS - t0)) s"
   done

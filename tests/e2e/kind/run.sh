@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End to end on a kind cluster: build both images, load them, helm install the chart, run
-# examples/cpu-cluster.yaml to Succeeded. Needs docker (with a daemon), kind, kubectl, helm
-# (kubectl and helm default to the ones hack/control-plane/build.sh builds).
+# End to end on a kind cluster: build both images with docker, load them, then run the same
+# tests as `make test` runs on its local real node (tests/e2e: helm install, the CPU example to
+# Succeeded, a killed worker's group restart, clean deletion). Needs docker (with a daemon),
+# kind, kubectl, helm (kubectl and helm default to the ones hack/control-plane/build.sh builds).
 #
 #   tests/e2e/kind/run.sh            KEEP_CLUSTER=1 keeps the cluster afterwards
 # On failure it prints the jobs, pods, events and logs, and exports kind's logs to
@@ -25,8 +26,8 @@ collect() {
   kubectl describe tj -A || true
   kubectl get events -A --sort-by=.lastTimestamp || true
   kubectl -n kubetrain-system logs deployment/kubetrain-operator --tail=300 || true
-  for pod in $(kubectl get pods -l kubetrain.io/job-name -o name 2>/dev/null); do
-    echo "--- $pod"; kubectl logs "$pod" --tail=200 || true
+  for pod in $(kubectl get pods -n kubetrain-e2e -o name 2>/dev/null); do
+    echo "--- $pod"; kubectl logs -n kubetrain-e2e "$pod" --tail=200 || true
   done
   kind export logs "$artifacts" --name "$cluster" || true
 }
@@ -47,14 +48,9 @@ docker build -f operator/Dockerfile -t "kubetrain/operator:$tag" .
 docker build -f trainer-image/Dockerfile -t "kubetrain/trainer:$tag" .
 kind load docker-image --name "$cluster" "kubetrain/operator:$tag" "kubetrain/trainer:$tag"
 
-echo "== helm install"
-helm upgrade --install kubetrain charts/kubetrain --namespace kubetrain-system \
-  --create-namespace --wait --timeout 5m \
-  --set image.repository=kubetrain/operator --set image.tag="$tag" --set image.pullPolicy=Never
-kubectl -n kubetrain-system rollout status deployment/kubetrain-operator --timeout=120s
-
-echo "== examples/cpu-cluster.yaml with the local trainer image"
-sed "s|image: .*|image: kubetrain/trainer:$tag|" examples/cpu-cluster.yaml | kubectl apply -f -
-kubectl wait tj/cpu-ddp --for=jsonpath='{.status.phase}'=Succeeded --timeout="$timeout"
-kubectl get tj cpu-ddp -o wide
+echo "== tests/e2e on kind"
+export KUBETRAIN_E2E_KIND_CLUSTER="$cluster"
+export KUBETRAIN_E2E_OPERATOR_IMAGE="kubetrain/operator:$tag"
+export KUBETRAIN_E2E_TRAINER_IMAGE="kubetrain/trainer:$tag"
+"$(hack/venv.sh)/bin/pytest" -q tests/e2e
 echo "== e2e passed"

@@ -1,0 +1,43 @@
+"""The cluster the end-to-end tests run on: real containers either way.
+
+- Default (`make test`): a local control plane with kube-scheduler and one real node
+  (containerd + runc, kubelet, kube-proxy, CoreDNS; kubetrain_testenv.real_node) running the
+  images hack/images/build.sh builds. Needs root and Debian's packages (hack/node/install.sh).
+- `tests/e2e/kind/run.sh` (Docker + kind): it makes the cluster, loads the images and runs these
+  same tests with KUBETRAIN_E2E_KIND_CLUSTER, KUBECONFIG and KUBETRAIN_E2E_*_IMAGE set.
+
+Tests see a `Cluster` (kubetrain_testenv.e2e_cluster).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from kubetrain_testenv.e2e_cluster import Cluster, KindCluster, LocalCluster
+from kubetrain_testenv.pytest_support import TIMINGS, started_real_cluster
+from kubetrain_testenv.real_node import leftovers
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    kind = os.environ.get("KUBETRAIN_E2E_KIND_CLUSTER")
+    if kind:
+        yield KindCluster(kind)
+        return
+    with started_real_cluster() as (cp, node):
+        yield LocalCluster(cp, node)
+    left = cp.survivors() + leftovers(node)
+    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
+        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
+    else:
+        cp.remove_files()
+    assert not left, f"the real node left things behind: {left}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, seconds in TIMINGS.items():
+        if what.startswith(("real node", "node binaries", "e2e")):
+            terminalreporter.write_line(f"kubetrain_testenv: {what}: {seconds:.1f}s")

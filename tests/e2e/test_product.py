@@ -1,0 +1,199 @@
+"""The product as a user meets it, on real containers: the chart installed with the operator
+image, examples/cpu-cluster.yaml run with the trainer image, observed through kubectl and the
+node's container runtime. The tests run in file order and share the installed chart."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain_testenv import wait_for
+from kubetrain_testenv.e2e_cluster import Cluster, Container
+from kubetrain_testenv.pytest_support import TIMINGS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubetrain"
+EXAMPLE = ROOT / "examples" / "cpu-cluster.yaml"
+SYSTEM = "kubetrain-system"
+JOBS = "kubetrain-e2e"
+NO_CAPS = "0000000000000000"
+
+
+def status(cluster: Cluster, name: str) -> dict[str, Any]:
+    return cluster.kubectl_json("get", "tj", name, "-n", JOBS).get("status") or {}
+
+
+def step(s: dict[str, Any]) -> int:
+    return int((s.get("progress") or {}).get("step") or 0)
+
+
+def checkpoint_step(s: dict[str, Any]) -> int:
+    return int(((s.get("progress") or {}).get("lastCheckpoint") or {}).get("step") or 0)
+
+
+def containers_of(cluster: Cluster, namespace: str, pod_prefix: str = "") -> list[Container]:
+    return [
+        c for c in cluster.containers()
+        if c.namespace == namespace and c.pod.startswith(pod_prefix)
+    ]  # fmt: skip
+
+
+def assert_unprivileged(cluster: Cluster, container: Container, uid: int) -> None:
+    """Observed on the running process: its uids, no capabilities, no privilege escalation."""
+    proc = cluster.proc_status(container)
+    assert proc["Uid"].split() == [str(uid)] * 4, proc["Uid"]
+    assert proc["Gid"].split()[0] != "0", proc["Gid"]
+    for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert proc[field] == NO_CAPS, f"{container.pod}: {field} {proc[field]}"
+    assert proc["NoNewPrivs"] == "1", "allowPrivilegeEscalation: false not in force"
+
+
+def apply_example(cluster: Cluster, name: str, **training: Any) -> None:
+    """examples/cpu-cluster.yaml with the local trainer image (and `name`, `training` changes).
+
+    Its workers ask for 1 CPU each; on a 2-CPU machine the operator's 100m already leaves too
+    little for the second (the scheduler says "Insufficient cpu"), so they ask for half."""
+    job = yaml.safe_load(EXAMPLE.read_text())
+    job["metadata"]["name"] = name
+    job["spec"]["image"] = cluster.trainer_image
+    job["spec"]["resources"]["cpu"] = "500m"
+    job["spec"]["training"].update(training)
+    manifest = Path(cluster.kubeconfig).parent / f"{name}.yaml"
+    manifest.write_text(yaml.safe_dump(job))
+    cluster.kubectl("apply", "-n", JOBS, "-f", str(manifest))
+
+
+def wait_phase(cluster: Cluster, name: str, phases: tuple[str, ...], timeout: float,
+               seen: Any = None) -> dict[str, Any]:  # fmt: skip
+    def check() -> dict[str, Any] | None:
+        s = status(cluster, name)
+        if seen is not None:
+            seen(s)
+        return s if s.get("phase") in phases else None
+
+    return wait_for(check, timeout, 1.0, f"TrainingJob {name} to be {'/'.join(phases)}")
+
+
+@pytest.fixture(scope="module")
+def run_dir(cluster: Cluster) -> Iterator[str]:
+    """The example's hostPath run directory, made writable by the trainer (uid 1000) first.
+
+    Without this the example fails on a real node: the kubelet creates a missing hostPath
+    (DirectoryOrCreate) and the job's subPath directory as root:root 0755, fsGroup does not
+    apply to hostPath volumes, and the trainer cannot write its checkpoints. A one-machine
+    cluster's admin has to make the directory (or use a ReadWriteMany claim, as the example
+    says for real clusters)."""
+    job = yaml.safe_load(EXAMPLE.read_text())
+    (volume,) = [v for v in job["spec"]["template"]["volumes"] if "hostPath" in v]
+    path = volume["hostPath"]["path"]
+    cluster.on_nodes("install", "-d", "-m", "1777", path)
+    yield path
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, run_dir: str) -> Iterator[Cluster]:
+    """The chart installed with the built operator image; uninstalled at the end if a test
+    did not already."""
+    repository, tag = cluster.operator_image.rsplit(":", 1)
+    started = time.monotonic()
+    cluster.helm(
+        "upgrade", "--install", "kubetrain", str(CHART), "--namespace", SYSTEM,
+        "--create-namespace", "--wait", "--timeout", "5m",
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=Never",
+    )  # fmt: skip
+    TIMINGS["e2e: helm install to operator Ready"] = time.monotonic() - started
+    cluster.kubectl("create", "namespace", JOBS)
+    yield cluster
+    cluster.kubectl("delete", "namespace", JOBS, "--wait=false", check=False)
+    if cluster.helm("list", "-n", SYSTEM, "-q").strip():
+        cluster.helm("uninstall", "kubetrain", "-n", SYSTEM, "--wait")
+
+
+def test_operator_is_a_ready_pod_without_privileges(installed: Cluster) -> None:
+    cluster = installed
+    cluster.kubectl("rollout", "status", "-n", SYSTEM, "deployment/kubetrain-operator",
+                    "--timeout=120s")  # fmt: skip
+    (operator,) = containers_of(cluster, SYSTEM, "kubetrain-operator-")
+    assert operator.name == "operator"
+    assert_unprivileged(cluster, operator, 65532)
+    probe = cluster.kubectl("exec", "-n", SYSTEM, "deployment/kubetrain-operator", "--",
+                            "sh", "-c", "touch /probe 2>&1; echo rc=$?", check=False)  # fmt: skip
+    assert "Read-only file system" in probe and "rc=1" in probe, probe
+
+
+def test_cpu_example_succeeds_with_progress_and_logs(installed: Cluster) -> None:
+    cluster = installed
+    started = time.monotonic()
+    apply_example(cluster, "cpu-ddp")
+    running: list[dict[str, Any]] = []
+    checked: dict[str, Any] = {}
+
+    def watch(s: dict[str, Any]) -> None:
+        if s.get("phase") == "Running" and step(s) > 0:
+            running.append(s["progress"])
+            if "worker" not in checked:
+                workers = containers_of(cluster, JOBS, "cpu-ddp-worker-")
+                if workers:
+                    assert_unprivileged(cluster, workers[0], 1000)
+                    checked["worker"] = workers[0].pod
+
+    final = wait_phase(cluster, "cpu-ddp", ("Succeeded", "Failed"), 900, seen=watch)
+    TIMINGS["e2e: cpu example apply to Succeeded"] = time.monotonic() - started
+
+    assert final["phase"] == "Succeeded", final
+    assert final["progress"]["step"] == final["progress"]["totalSteps"] == 300
+    assert final["progress"]["loss"] > 0 and final["progress"]["lastCheckpoint"]["step"] == 300
+    assert final["replicas"]["succeeded"] == 2 and final["restarts"] == 0
+    assert running, "no progress was reported while the job ran"
+    assert checked, "no worker container was seen running"
+    logs = cluster.kubectl("logs", "-n", JOBS, "cpu-ddp-worker-0")
+    assert "kubetrain" in logs and "step" in logs, logs[-2000:]
+
+
+def test_killed_worker_container_restarts_the_group_from_its_checkpoint(
+    installed: Cluster,
+) -> None:
+    cluster = installed
+    # Longer than the example, so that the kill lands mid-run.
+    apply_example(cluster, "cpu-restart", maxSteps=800)
+    s = wait_for(lambda: (x := status(cluster, "cpu-restart")) and checkpoint_step(x) >= 50 and x,
+                 600, 1.0, "a first checkpoint")  # fmt: skip
+    saved = checkpoint_step(s)
+    victims = containers_of(cluster, JOBS, "cpu-restart-worker-1")
+    assert victims, "worker 1's container is not running"
+    cluster.kill(victims[0])
+    after: list[dict[str, Any]] = []
+
+    def watch(x: dict[str, Any]) -> None:
+        if x.get("restarts") == 1 and step(x) > 0:
+            after.append(x)
+
+    final = wait_phase(cluster, "cpu-restart", ("Succeeded", "Failed"), 1200, seen=watch)
+
+    assert final["phase"] == "Succeeded", final
+    assert final["restarts"] == 1
+    assert after and min(step(x) for x in after) >= saved, "went back before the checkpoint"
+    logs = cluster.kubectl("logs", "-n", JOBS, "cpu-restart-worker-0")
+    resumed = [int(m) for m in re.findall(r"kubetrain: resuming from \S+ at step (\d+)", logs)]
+    assert resumed and resumed[0] >= saved, logs[-3000:]
+
+
+def test_deleting_the_jobs_leaves_no_containers(installed: Cluster) -> None:
+    cluster = installed
+    cluster.kubectl("delete", "tj", "--all", "-n", JOBS, "--wait=true", "--timeout=180s")
+    wait_for(lambda: not containers_of(cluster, JOBS), 120, 1.0, "the jobs' containers to go")
+
+
+def test_helm_uninstall_leaves_no_containers(installed: Cluster) -> None:
+    cluster = installed
+    cluster.helm("uninstall", "kubetrain", "-n", SYSTEM, "--wait")
+    wait_for(lambda: not containers_of(cluster, SYSTEM), 120, 1.0, "the operator's container to go")
