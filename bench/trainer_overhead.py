@@ -113,7 +113,7 @@ def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]
     """Both loops advance `chunk` steps in turn (ABBA order) until each did steps × repeats;
     the ratio is of the summed times, so load changes on a shared machine hit both alike."""
     job = load_job(CONFIGS[name])
-    data = build_data(job.spec, base=ROOT)
+    data = build_data(job.spec, base=CONFIGS[name].parent)  # paths are relative to the file
     torch.manual_seed(0)
     model0 = build_model(job.spec.model, data.shapes)
     loops = {}
