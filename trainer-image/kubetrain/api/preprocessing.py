@@ -60,7 +60,8 @@ class TextPreprocessing(KubeModel):
     seq_len: int | None = Field(None, ge=2, le=1_000_000)
     """Tokens per training sequence; defaults to the model's context length."""
     packing: bool = True
-    """Sample windows anywhere in the token stream (packed) rather than on fixed boundaries."""
+    """Windows lie back to back on a grid that each epoch shifts by an offset drawn from the
+    seed, so every epoch sees other window boundaries; false keeps the boundaries fixed."""
 
 
 class Augment(KubeModel):
