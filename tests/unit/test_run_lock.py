@@ -121,5 +121,13 @@ def test_process_start_time_is_this_process() -> None:
 
     from kubetrain.reporting.launch_time import process_start_time
 
-    started = process_start_time()
-    assert time.time() - 600 < started <= time.time()
+    # A child started now (pytest itself may have been running for many minutes). /proc's boot
+    # time has whole seconds, hence the tolerance.
+    before = time.time()
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert before - 2 < process_start_time(child.pid) < time.time() + 2
+    finally:
+        child.kill()
+        child.wait()
+    assert process_start_time() <= time.time()

@@ -15,6 +15,8 @@ from kubetrain.trainer.launch import (
     worst_exit,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_local_topology_comes_from_the_spec() -> None:
     top = topology(1, 2, 29511, env={})
@@ -58,3 +60,20 @@ def test_nodes_sharing_a_run_directory_keep_separate_exit_reports(tmp_path) -> N
 
     dirs = {exit_dir(tmp_path, Topology(2, 1, rank, "master", 29500)) for rank in (0, 1)}
     assert len(dirs) == 2 and all(d.parent == tmp_path / ".exit" for d in dirs)
+
+
+def test_an_in_process_run_leaves_the_callers_environment_alone(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                ) -> None:
+    """A stale launch time in a long-lived caller (a test runner, a notebook) would make every
+    later run's summary count start-up from that first run."""
+    import os
+
+    from kubetrain.cli.main import main
+    from kubetrain.reporting.launch_time import STARTED_ENV
+
+    monkeypatch.delenv(STARTED_ENV, raising=False)
+    code = main(["run", str(ROOT / "examples" / "quickstart.yaml"), "--run-dir",
+                 str(tmp_path / "run"), "--no-progress", "--set", "spec.training.maxSteps=2"])
+    assert code == 0
+    assert STARTED_ENV not in os.environ

@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
             return _finish(ExitCode.INVALID, str(e))
         except RunDirFault as e:
             return _finish(ExitCode.CRASHED, str(e))
-        os.environ.setdefault(launch_time.STARTED_ENV, str(launch_time.process_start_time()))
         if top.world > 1:
             argv = ["run", str(Path(args.file).resolve()), "--run-dir", str(run_dir),
                     *(a for o in overrides for a in ("--set", o))]
@@ -66,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 argv.append("--no-progress")
             if args.debug:
                 argv.insert(0, "--debug")
-            code, reason = run_torchrun(top, argv, exit_dir(run_dir, top))
+            # The ranks' summaries count from this launcher's start (set for them only: an
+            # in-process caller's environment must not keep a stale launch time).
+            started = {launch_time.STARTED_ENV: str(launch_time.process_start_time())}
+            code, reason = run_torchrun(top, argv, exit_dir(run_dir, top), started)
             lock.release()
             return _finish(code, reason, print_reason=False)
     if worker is not None:

@@ -71,7 +71,8 @@ def exit_dir(run_dir: Path, top: Topology) -> Path:
     return run_dir / ".exit" / f"node-{top.node_rank}"
 
 
-def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple[int, str]:
+def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path,
+                 extra_env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run the workers; returns the most specific exit code any rank reported, and its reason.
 
     `exit_dir` (in the run directory, so a killed launcher leaves nothing elsewhere) is emptied
@@ -79,7 +80,7 @@ def run_torchrun(top: Topology, worker_args: list[str], exit_dir: Path) -> tuple
     """
     shutil.rmtree(exit_dir, ignore_errors=True)
     exit_dir.mkdir(parents=True)
-    env = {**os.environ, EXIT_DIR_ENV: str(exit_dir)}
+    env = {**os.environ, **(extra_env or {}), EXIT_DIR_ENV: str(exit_dir)}
     for key in ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
                 "PET_MASTER_PORT"):
         env.pop(key, None)  # the command line says it; torchrun would reread these
