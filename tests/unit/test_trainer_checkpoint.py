@@ -43,7 +43,8 @@ def test_keeps_the_last_k_and_leaves_no_temp_dirs(tmp_path: Path) -> None:
         _save(c, step)
     assert [p.name for p in c.complete()] == ["step-00000020", "step-00000030"]
     assert not list(tmp_path.glob(".tmp-*"))
-    newest = c.resume_candidates("auto")[0]
+    newest = c.resume_point("auto")
+    assert newest is not None
     assert read_part(newest, "loop.pt")["step"] == 30
     assert (newest / "rank-0" / "rng.pt").is_file()
     m = read_manifest(newest)
@@ -66,7 +67,7 @@ def test_a_damaged_newest_is_skipped(tmp_path: Path, damage: str,
     else:
         (bad / "manifest.json").unlink()
     assert verify(bad) is not None
-    assert [p.name for p in c.resume_candidates("auto")] == ["step-00000010"]
+    assert getattr(c.resume_point("auto"), "name", None) == "step-00000010"
     assert f"skipping checkpoint {bad}" in capsys.readouterr().err
 
 
@@ -76,8 +77,8 @@ def test_every_checkpoint_damaged_is_an_error_not_a_silent_restart(tmp_path: Pat
         with (_save(c, step) / "model.pt").open("r+b") as f:
             f.truncate(5)
     with pytest.raises(InvalidJob, match=r"every checkpoint in .* is unusable.*resume: never"):
-        c.resume_candidates("auto")
-    assert c.resume_candidates("never") == []
+        c.resume_point("auto")
+    assert c.resume_point("never") is None
 
 
 def test_an_older_format_is_refused_by_name(tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_an_older_format_is_refused_by_name(tmp_path: Path) -> None:
     (old / "manifest.json").write_text(json.dumps({"step": 10, "files": {"model.pt": 1}}))
     assert "checkpoint format 1" in (verify(old) or "")
     with pytest.raises(InvalidJob, match="format 1"):
-        Checkpointer(tmp_path, keep_last=2, ctx=DistContext()).resume_candidates(str(old))
+        Checkpointer(tmp_path, keep_last=2, ctx=DistContext()).resume_point(str(old))
 
 
 def test_parts_load_back_with_weights_only(tmp_path: Path) -> None:

@@ -150,34 +150,34 @@ class Checkpointer:
             return []
         return sorted(p for p in self.dir.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
 
-    def resume_candidates(self, resume: str) -> list[Path]:
-        """Verified checkpoints to resume from, newest first ([] to start afresh).
+    def resume_point(self, resume: str) -> Path | None:
+        """The verified checkpoint to resume from (None: start afresh).
 
-        `auto` skips damaged checkpoints with a warning, but refuses to start over when every
-        checkpoint there is damaged: that would silently throw the run away.
+        `auto` takes the newest that verifies, skipping damaged newer ones with a warning (older
+        ones are not hashed), but refuses to start over when every checkpoint there is damaged:
+        that would silently throw the run away.
         """
         if resume == "never":
-            return []
+            return None
         if resume != "auto":
             problem = verify(Path(resume))
             if problem:
                 raise InvalidJob(f"checkpoint.resume {resume}: {problem}")
-            return [Path(resume)]
-        good, bad = [], []
+            return Path(resume)
+        bad = []
         for path in reversed(self.complete()):
             problem = verify(path)
             if problem is None:
-                good.append(path)
-            else:
-                bad.append(f"{path.name}: {problem}")
-                if self.ctx.is_main:
-                    print(f"kubetrain: warning: skipping checkpoint {path}: {problem}",
-                          file=sys.stderr)
-        if bad and not good:
+                return path
+            bad.append(f"{path.name}: {problem}")
+            if self.ctx.is_main:
+                print(f"kubetrain: warning: skipping checkpoint {path}: {problem}",
+                      file=sys.stderr)
+        if bad:
             raise InvalidJob(
                 f"every checkpoint in {self.dir} is unusable ({'; '.join(bad)}); move them away"
                 " to start over, or set spec.checkpoint.resume: never")
-        return good
+        return None
 
     # -- reading ------------------------------------------------------------------------
     def load(self, path: Path, *, main: Mapping[str, Stateful],

@@ -91,8 +91,7 @@ class Trainer:
 
         self.checkpointer = Checkpointer(Path(spec.checkpoint.path or run_dir / "checkpoints"),
                                          spec.checkpoint.keep_last, ctx, beat=self._beat)
-        candidates = self.checkpointer.resume_candidates(spec.checkpoint.resume)
-        self.resume_from = candidates[0] if candidates else None
+        self.resume_from = self.checkpointer.resume_point(spec.checkpoint.resume)
         saved_prep = (state_from_dict(read_part(self.resume_from, "preprocessing.json"))
                       if self.resume_from else None)
 
