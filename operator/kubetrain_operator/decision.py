@@ -47,9 +47,12 @@ class Decision:
 
 @dataclass(frozen=True)
 class JobState:
-    """The inputs: the job's name, generation, parsed spec and current status."""
+    """The inputs: the job's name, generation, parsed spec, current status and UID."""
 
     name: str
     generation: int
     spec: TrainingJobSpec | None  # None when the object does not even parse
     status: TrainingJobStatus
+    # Pods owned by another UID belong to an earlier job of the same name (deleted and
+    # re-created): never adopted, only waited for. "" (tests) owns every pod.
+    uid: str = ""

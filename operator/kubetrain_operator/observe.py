@@ -45,6 +45,11 @@ class ObservedPod:
     waiting_reason: str = ""
     waiting_message: str = ""
     unschedulable: str | None = None
+    # The controller owner's UID: a pod of an earlier job of the same name has another one.
+    owner_uid: str = ""
+    # A DisruptionTarget condition (reason, message): the pod is being or was removed by
+    # preemption, eviction, a taint or the pod GC, not by a failure of its own.
+    disruption: tuple[str, str] | None = None
 
     @property
     def finished(self) -> bool:
@@ -65,10 +70,13 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
         break  # one container per worker pod
     terminated = state.get("terminated") or {}
     waiting = state.get("waiting") or {}
-    unschedulable = None
+    unschedulable, disruption = None, None
     for c in status.get("conditions") or []:
         if c.get("type") == "PodScheduled" and c.get("status") == "False":
             unschedulable = c.get("message") or c.get("reason") or "Unschedulable"
+        if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
+            disruption = (c.get("reason") or Reason.DISRUPTED, c.get("message") or "")
+    owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
     return ObservedPod(
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
@@ -87,16 +95,28 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
         waiting_reason=waiting.get("reason") or "",
         waiting_message=waiting.get("message") or "",
         unschedulable=unschedulable,
+        owner_uid=str(owners[0].get("uid", "")) if owners else "",
+        disruption=disruption,
     )
 
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a worker failed and whether a group restart can help."""
+    """Why a worker failed, whether a group restart can help, and whether it was a
+    disruption (from outside: restarts after one do not use the restart budget)."""
 
     reason: str  # a Reason, or a failed pod's own (the kubelet's: Evicted...)
     message: str
     retryable: bool
+    disruption: bool = False
+
+
+# A failed pod's own reasons (no exit code) that say it was removed from outside: the kubelet's
+# eviction, a node shutdown, the node controller.
+DISRUPTION_POD_REASONS = frozenset({
+    Reason.EVICTED, "Preempting", "Shutdown", "NodeShutdown", "Terminated", "NodeLost",
+    "UnexpectedAdmissionError",
+})  # fmt: skip
 
 
 def _last_line(text: str, limit: int = 1024) -> str:
@@ -111,21 +131,27 @@ def _last_line(text: str, limit: int = 1024) -> str:
 def worker_failure(pod: ObservedPod) -> Failure | None:
     """The failure a pod shows, or None while it runs, waits or has succeeded."""
     if pod.phase == "Unknown":
-        return Failure(Reason.NODE_LOST, f"{pod.name}: its node stopped reporting", True)
+        return Failure(Reason.NODE_LOST, f"{pod.name}: its node stopped reporting", True, True)
     if pod.phase != "Failed" and not (pod.exit_code not in (None, 0)):
         return None
     code = pod.exit_code
+    kind = classify(code)
+    if kind in (ExitCode.INVALID, ExitCode.DIVERGED):  # the trainer's verdict, whatever else
+        detail = _last_line(pod.exit_message)
+        if kind == ExitCode.INVALID:
+            return Failure(Reason.INVALID_DATA, detail or f"{pod.name} exited with code 2", False)
+        return Failure(Reason.DIVERGED, detail or f"{pod.name}: the loss diverged", False)
+    if pod.disruption is not None:
+        return disrupted(pod)
     if code is None:
         reason = pod.pod_reason or Reason.WORKER_FAILED
-        return Failure(reason, f"{pod.name}: {pod.pod_message or reason}", True)
+        return Failure(reason, f"{pod.name}: {pod.pod_message or reason}", True,
+                       reason in DISRUPTION_POD_REASONS)  # fmt: skip
     detail = _last_line(pod.exit_message)
-    kind = classify(code)
-    if kind == ExitCode.INVALID:
-        return Failure(Reason.INVALID_DATA, detail or f"{pod.name} exited with code 2", False)
-    if kind == ExitCode.DIVERGED:
-        return Failure(Reason.DIVERGED, detail or f"{pod.name}: the loss diverged", False)
     if kind == ExitCode.INTERRUPTED:
-        return Failure(Reason.INTERRUPTED, f"{pod.name} was interrupted after a checkpoint", True)
+        # 75 only follows a SIGTERM: someone stopped the worker, and it saved a checkpoint.
+        message = f"{pod.name} was stopped (SIGTERM) after a checkpoint"
+        return Failure(Reason.INTERRUPTED, message, True, True)
     if pod.exit_reason == "OOMKilled":  # the kubelet's word
         return Failure(Reason.OOM_KILLED, f"{pod.name} ran out of memory", True)
     if code > 128:
@@ -137,3 +163,9 @@ def worker_failure(pod: ObservedPod) -> Failure | None:
         return Failure(Reason.WORKER_KILLED, message, True)
     message = f"{pod.name} exited with code {code}" + (f": {detail}" if detail else "")
     return Failure(Reason.WORKER_CRASHED, message, True)
+
+
+def disrupted(pod: ObservedPod) -> Failure:
+    """A pod with a DisruptionTarget condition: preempted, evicted, tainted away..."""
+    reason, message = pod.disruption or (Reason.DISRUPTED, "")
+    return Failure(reason, f"{pod.name}: {message or reason}", True, True)

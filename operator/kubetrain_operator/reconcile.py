@@ -85,7 +85,8 @@ class Reconciler:
         if spec is not None:
             problems = validation.validate(meta.name, dict(meta.annotations), spec)
         pods = [observe_pod(p) for p in self.kube.list_pods(namespace, name)]
-        job = JobState(meta.name, meta.generation, spec if not problems else None, status)
+        job = JobState(meta.name, meta.generation, spec if not problems else None, status,
+                       meta.uid)
         now = self.clock()
         if problems:
             return self._act(obj, meta, job, invalid(job, pods, "; ".join(problems), now))
@@ -96,7 +97,7 @@ class Reconciler:
             for child in render_children(meta, spec):
                 self.kube.apply(child)
             self._applied[key] = (meta.uid, meta.generation)
-        job = JobState(meta.name, meta.generation, spec, status)
+        job = JobState(meta.name, meta.generation, spec, status, meta.uid)
         decision = decide(job, pods, now)
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)

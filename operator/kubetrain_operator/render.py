@@ -41,8 +41,11 @@ CONTAINER = "trainer"
 DEFAULT_COMMAND = ["kubetrain", "run", f"{SPEC_DIR}/{SPEC_FILE}"]
 # The trainer images run as this user (issue 7's Dockerfile creates it).
 TRAINER_UID = 1000
-# Time for the trainer to save a checkpoint on SIGTERM and exit with code 75.
-GRACE_SECONDS = 60
+# The trainer's shutdown follows the pod's grace period (spec.template.
+# terminationGracePeriodSeconds): torchrun's own (30 s unless told) would kill a checkpoint
+# half-way; the trainer learns the deadline from KUBETRAIN_GRACE_SECONDS.
+GRACE_ENV = "KUBETRAIN_GRACE_SECONDS"
+TORCHRUN_SHUTDOWN_ENV = "PET_SHUTDOWN_TIMEOUT"
 # Defaults the user's template.env may override (by name).
 NCCL_DEFAULTS = {
     "NCCL_DEBUG": "WARN",
@@ -141,7 +144,7 @@ def render_role(meta: JobMeta) -> Obj:
     }
 
 
-def render_role_binding(meta: JobMeta) -> Obj:
+def render_role_binding(meta: JobMeta, spec: TrainingJobSpec | None = None) -> Obj:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -152,13 +155,22 @@ def render_role_binding(meta: JobMeta) -> Obj:
             "name": meta.names.role,
         },
         "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": meta.names.service_account,
-                "namespace": meta.namespace,
-            }
+            {"kind": "ServiceAccount", "name": name, "namespace": meta.namespace}
+            for name in _trainer_accounts(meta, spec)
         ],
     }
+
+
+def _trainer_accounts(meta: JobMeta, spec: TrainingJobSpec | None) -> list[str]:
+    """Who may report the job's progress: its own account, and the user's account the pods
+    run as when the spec names one (docs/design-operator.md, "Progress and its
+    credentials")."""
+    user = spec.template.service_account_name if spec is not None else None
+    return [meta.names.service_account, *([user] if user else [])]
+
+
+def pod_service_account(meta: JobMeta, spec: TrainingJobSpec) -> str:
+    return spec.template.service_account_name or meta.names.service_account
 
 
 def render_children(meta: JobMeta, spec: TrainingJobSpec) -> list[Obj]:
@@ -166,7 +178,7 @@ def render_children(meta: JobMeta, spec: TrainingJobSpec) -> list[Obj]:
     return [
         render_service_account(meta),
         render_role(meta),
-        render_role_binding(meta),
+        render_role_binding(meta, spec),
         render_spec_config_map(meta, spec),
         render_service(meta, spec),
     ]
@@ -186,6 +198,8 @@ def _env(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> l
         "KUBETRAIN_RESTART_GENERATION": str(generation),
         "KUBETRAIN_RUN_DIR": RUN_DIR,
         "KUBETRAIN_TERMINATION_LOG": TERMINATION_LOG,
+        GRACE_ENV: str(spec.template.termination_grace_period_seconds),
+        TORCHRUN_SHUTDOWN_ENV: str(spec.template.termination_grace_period_seconds),
     }
     env: list[Obj] = [{"name": k, "value": v} for k, v in ours.items()]
     pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -229,7 +243,8 @@ def _resources(spec: TrainingJobSpec) -> Obj:
         k: str(v) for k, v in (("cpu", r.cpu), ("memory", r.memory)) if v is not None
     }
     if r.gpu:
-        amounts["nvidia.com/gpu"] = str(r.gpu)
+        amounts[r.gpu_resource] = str(r.gpu)
+    amounts.update((name, str(count)) for name, count in sorted(r.extended.items()))
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
 
 
@@ -283,10 +298,11 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
         "restartPolicy": "Never",  # the operator restarts the whole group, never one pod
         "hostname": names.worker(index),
         "subdomain": names.service,
-        "serviceAccountName": names.service_account,
+        "serviceAccountName": pod_service_account(meta, spec),
+        # The trainer reports progress with this token (its Role: its own job's status).
         "automountServiceAccountToken": True,
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "terminationGracePeriodSeconds": spec.template.termination_grace_period_seconds,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": TRAINER_UID,
@@ -302,8 +318,9 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
         pod_spec["nodeSelector"] = dict(t.node_selector)
     tolerations = list(t.tolerations)
     if spec.resources.gpu:
-        # GPU nodes are commonly tainted so that only GPU pods land on them.
-        gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        # GPU nodes are commonly tainted (key: the resource name) so only GPU pods land there.
+        key = spec.resources.gpu_resource
+        gpu_toleration = {"key": key, "operator": "Exists", "effect": "NoSchedule"}
         if gpu_toleration not in tolerations:
             tolerations.append(gpu_toleration)
     if tolerations:
@@ -312,6 +329,8 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
         pod_spec["affinity"] = t.affinity
     if t.priority_class_name:
         pod_spec["priorityClassName"] = t.priority_class_name
+    if t.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s.name} for s in t.image_pull_secrets]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -15,7 +15,14 @@ from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import ConditionStatus, Replicas
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState, PodRef
-from kubetrain_operator.observe import Failure, ObservedPod, format_time, parse_time, worker_failure
+from kubetrain_operator.observe import (
+    Failure,
+    ObservedPod,
+    disrupted,
+    format_time,
+    parse_time,
+    worker_failure,
+)
 
 # The condition that is True in each phase (the others present are set False).
 PHASE_CONDITIONS = {
@@ -48,6 +55,10 @@ class _Machine:
     def __init__(self, job: JobState, pods: list[ObservedPod], now: datetime) -> None:
         self.job, self.now = job, now
         old = job.status
+        # A pod of an earlier job of the same name holds a name the new one needs: wait for it
+        # to go (the garbage collector deletes it), never adopt it.
+        self.foreign = [p for p in pods if job.uid and p.owner_uid != job.uid]
+        pods = [p for p in pods if p not in self.foreign]
         # Pods newer than the status (status lost or edited) are adopted, never duplicated.
         self.gen = max([old.restarts, *(p.generation for p in pods)])
         self.pods = pods
@@ -137,7 +148,15 @@ class _Machine:
             self.transition(
                 Phase.PENDING, Reason.RESUMED, "resumed; continuing from the last checkpoint"
             )
+        if self.phase == Phase.QUEUED:
+            # Waiting for admission: no pods, and no deadline counts (see _deadline_exceeded).
+            self.status.start_time = None
         if self._deadline_exceeded():
+            return
+        if self.foreign and self.phase in (Phase.PENDING, Phase.RESTARTING):
+            names = ", ".join(sorted(p.name for p in self.foreign))
+            self.status.message = f"waiting for pods of an earlier job of this name to go: {names}"
+            self.d.requeue(RESYNC_SECONDS)
             return
         if self.stale:  # the previous generation must be gone before the next starts
             self.delete(self.stale)
@@ -185,9 +204,11 @@ class _Machine:
         self.status.start_time = None
 
     def _deadline_exceeded(self) -> bool:
+        """activeDeadlineSeconds, counted from startTime: the first pod creation since the
+        job was created, resumed or (re)admitted; Queued and Suspended clear startTime."""
         limit = self.spec.run_policy.active_deadline_seconds
         elapsed = self.since(self.status.start_time)
-        if limit is None or elapsed is None:
+        if limit is None or elapsed is None or self.phase == Phase.QUEUED:
             return False
         if elapsed < limit:
             self.d.requeue(limit - elapsed)
@@ -203,17 +224,27 @@ class _Machine:
         self._finished()
 
     def _failure(self) -> Failure | None:
-        """The first worker failure of the current generation (or a stall)."""
-        for pod in sorted(self.current, key=lambda p: p.index):
-            failure = worker_failure(pod)
-            if failure is not None:
-                return failure
+        """What ends the current generation, if anything: the trainer's own verdict (invalid
+        data, divergence) first; then a disruption of any worker, since the failures of its
+        peers (a broken collective) follow from it; then the first failure by index; then
+        pods gone; then a stall."""
+        failures = [f for p in sorted(self.current, key=lambda p: p.index)
+                    if (f := worker_failure(p)) is not None]  # fmt: skip
+        for wanted in (lambda f: not f.retryable, lambda f: f.disruption, lambda f: True):
+            found = next((f for f in failures if wanted(f)), None)
+            if found is not None:
+                return found
         if self.phase in (Phase.STARTING, Phase.RUNNING):
+            gone = [p for p in self.current if p.deleting]
+            for pod in sorted(gone, key=lambda p: p.index):
+                if pod.disruption is not None:  # preempted or evicted, still stopping
+                    return disrupted(pod)
             present = {p.index for p in self.current if not p.deleting}
             missing = [i for i in range(self.spec.parallelism.nodes) if i not in present]
             if missing:
+                # Deleted by someone else than the operator (a person, a drain): a disruption.
                 names = ", ".join(f"{self.job.name}-worker-{i}" for i in missing)
-                return Failure(Reason.POD_DELETED, f"worker pod deleted: {names}", True)
+                return Failure(Reason.POD_DELETED, f"worker pod deleted: {names}", True, True)
         return self._stall()
 
     def _stall(self) -> Failure | None:
@@ -236,26 +267,38 @@ class _Machine:
         return Failure(Reason.STALLED, f"no trainer heartbeat for {int(quiet)}s "
                        f"(heartbeatTimeoutSeconds {timeout})", True)  # fmt: skip
 
+    @property
+    def failures(self) -> int:
+        """Restarts that used the budget (maxRestarts): all but the disruptions."""
+        return max(self.gen - self.status.disruptions, 0)
+
     def _fail_or_restart(self, failure: Failure) -> None:
         if not failure.retryable:
             return self._fail(failure.reason, failure.message)
         limit = self.spec.run_policy.max_restarts
-        if self.gen >= limit:
+        if not failure.disruption and self.failures >= limit:
             return self._fail(
                 Reason.BACKOFF_LIMIT_EXCEEDED,
                 f"{limit} restarts used; last failure: {failure.message}",
             )
         self.gen += 1
         self.status.restarts = self.gen
+        if failure.disruption:
+            self.status.disruptions += 1
         self.delete(self.current)
         self.transition(Phase.RESTARTING, failure.reason, failure.message)
         self.d.restarted = True
-        self.d.requeue(restart_backoff(self.spec, self.gen))
+        self.d.requeue(self._backoff())
+
+    def _backoff(self) -> float:
+        """Back-off doubles with the failures only: a disruption waits the base delay (or
+        the current failure back-off), however many there were."""
+        return restart_backoff(self.spec, max(self.failures, 1))
 
     def _backoff_elapsed(self) -> bool:
         restarting = find_condition(self.status, ConditionType.RESTARTING)
         since = self.since(restarting.last_transition_time if restarting else None)
-        wait = restart_backoff(self.spec, self.gen) - (since or 0.0)
+        wait = self._backoff() - (since or 0.0)
         if wait > 0:
             self.d.requeue(wait)
             return False

@@ -5,15 +5,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from kubetrain.api.base import KubeModel, Rule, cel_rules
+from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
 
 # Kubernetes' own pattern for resource.Quantity.
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
+# An extended resource: a domain-prefixed name (Kubernetes' qualified name with a prefix).
+# No backslashes: the pattern is also a CEL string literal.
+EXTENDED_RESOURCE_PATTERN = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Per-job ServiceAccounts end with this (kubetrain_operator.names.TRAINER_SA_SUFFIX).
+_TRAINER_SA_SUFFIX = "-trainer"
 
 
 def _quantity_rule(field: str) -> Rule:
@@ -26,15 +36,37 @@ def _quantity_rule(field: str) -> Rule:
     )
 
 
+_extended_names = Rule(
+    f"!has(self.extended) || self.extended.all(k, k.matches('{EXTENDED_RESOURCE_PATTERN}')"
+    " && k != self.gpuResource)",
+    "extended: names are extended resources such as rdma/hca or example.com/fpga, other than"
+    " gpuResource (request that one with gpu)",
+    "extended",
+)
+
+
 class Resources(KubeModel):
     """Per node (pod): requests equal limits, so pods get the Guaranteed class."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(*(_quantity_rule(f) for f in ("cpu", "memory", "shmSize")))
+        json_schema_extra=cel_rules(
+            *(_quantity_rule(f) for f in ("cpu", "memory", "shmSize")), _extended_names
+        )
     )
 
     gpu: int = Field(0, ge=0, le=64)
-    """GPUs (nvidia.com/gpu) per node; procsPerNode auto starts one process per GPU."""
+    """Accelerators per node, of the extended resource gpuResource; procsPerNode auto starts
+    one process per accelerator."""
+    gpu_resource: str = Field(
+        "nvidia.com/gpu", max_length=253, pattern=EXTENDED_RESOURCE_PATTERN
+    )
+    """The extended resource `gpu` counts: nvidia.com/gpu, amd.com/gpu, habana.ai/gaudi,
+    nvidia.com/mig-1g.10gb...; GPU nodes' taint of the same key is tolerated."""
+    extended: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=dict, max_length=16
+    )
+    """Other extended resources per node, by name (e.g. rdma/hca_shared_devices_a: 1);
+    requests equal limits; procsPerNode does not count them."""
     cpu: Quantity | None = None
     """CPU per node, e.g. 8 or 7500m."""
     memory: Quantity | None = None
@@ -43,9 +75,33 @@ class Resources(KubeModel):
     """Size of the in-memory /dev/shm (data loader workers and NCCL need more than the
     container default)."""
 
+    @model_validator(mode="after")
+    def _rules(self) -> Resources:
+        enforce([(_extended_names, all(
+            re.match(EXTENDED_RESOURCE_PATTERN, k) and k != self.gpu_resource
+            for k in self.extended
+        ))])  # fmt: skip
+        return self
+
+
+class ObjectName(KubeModel):
+    """A reference to an object of the job's namespace by name (as in a pod spec)."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+
+
+_own_account = Rule(
+    f"!has(self.serviceAccountName) || !self.serviceAccountName.endsWith('{_TRAINER_SA_SUFFIX}')",
+    f"serviceAccountName: names ending in {_TRAINER_SA_SUFFIX} are the per-job accounts of"
+    " kubetrain (another job's credentials)",
+    "serviceAccountName",
+)
+
 
 class PodOverrides(KubeModel):
     """Fields merged into every worker pod."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_own_account))
 
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
@@ -61,6 +117,21 @@ class PodOverrides(KubeModel):
     priority_class_name: str | None = Field(None, max_length=253)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    image_pull_secrets: list[ObjectName] = Field(default_factory=list, max_length=16)
+    """Secrets of the job's namespace to pull the image with, as in a pod spec."""
+    service_account_name: str | None = Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    """Run the worker pods as this ServiceAccount instead of the per-job `<job>-trainer` (for
+    cloud workload identity or RBAC of your own). kubetrain lets it get and patch
+    status.progress of the jobs that name it, nothing else (docs/design-operator.md)."""
+    termination_grace_period_seconds: int = Field(60, ge=5, le=86_400)
+    """Time a worker has from SIGTERM (suspend, eviction, preemption, restart) to save a
+    checkpoint and exit before it is killed; the trainer's shutdown follows it."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> PodOverrides:
+        name = self.service_account_name
+        enforce([(_own_account, name is None or not name.endswith(_TRAINER_SA_SUFFIX))])
+        return self
 
 
 class RunPolicy(KubeModel):
@@ -69,11 +140,15 @@ class RunPolicy(KubeModel):
     suspend: bool = False
     """Remove the pods and keep checkpoints; setting it back to false resumes."""
     active_deadline_seconds: int | None = Field(None, ge=1)
-    """Fail the job (DeadlineExceeded) when it has run this long."""
+    """Fail the job (DeadlineExceeded) when it has been active this long: counted from the
+    first pod creation since the job was created, resumed or admitted; time Suspended or
+    Queued does not count (a suspend or a Kueue eviction starts it again)."""
     ttl_seconds_after_finished: int | None = Field(None, ge=0)
     """Delete the job this long after it succeeded or failed."""
     max_restarts: int = Field(3, ge=0, le=1000)
-    """Group restarts (from the latest checkpoint) before the job fails."""
+    """Group restarts after failures (a crash, a stall, an unexpected exit code) before the job
+    fails. Restarts after disruptions (a worker stopped by SIGTERM with exit 75, evicted,
+    preempted, its node lost, its pod deleted) do not count (status.disruptions)."""
     restart_backoff_seconds: int = Field(10, ge=0, le=3600)
     """Delay before the first restart; doubles with each further restart (max 10 min)."""
     clean_pod_policy: Literal["All", "Running", "None"] = "Running"
@@ -81,6 +156,7 @@ class RunPolicy(KubeModel):
     heartbeat_timeout_seconds: int = Field(300, ge=10)
     """A trainer heartbeat older than this restarts the group (reason Stalled)."""
     start_timeout_seconds: int = Field(600, ge=10)
-    """Pods not running this long after creation are reported (Unschedulable, image pull)."""
+    """Pods not running this long after their creation are reported (Unschedulable, image
+    pull); a queued job has no pods, so time spent Queued does not count."""
     progress_interval_seconds: int = Field(10, ge=1, le=3600)
     """Least time between two progress updates the trainer writes into status."""

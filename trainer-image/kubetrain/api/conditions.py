@@ -14,6 +14,8 @@ class Phase(StrEnum):
     """Where the job is in its life."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"
+    """Waiting for admission by Kueue (spec.queueName): no pods, no deadline counting."""
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -39,6 +41,8 @@ class ConditionType(StrEnum):
     """False while a worker pod is not running after `startTimeoutSeconds`."""
     RECONCILE_ERROR = "ReconcileError"
     """True while the API server refuses the operator's requests (quota, RBAC, webhook)."""
+    ADMITTED = "Admitted"
+    """Jobs with a queueName: whether Kueue admitted the job's Workload (False: Kueue's reason)."""
 
 
 class Reason(StrEnum):
@@ -55,6 +59,9 @@ class Reason(StrEnum):
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"
     SPEC_UPDATED = "SpecUpdated"
+    QUEUED = "Queued"
+    """Waiting for Kueue before it said why (a Kueue reason such as Pending replaces it)."""
+    ADMITTED = "Admitted"
     RUNNING = "Running"
     """PodsStarted turned True: every worker pod runs."""
     # The job cannot run.
@@ -71,6 +78,8 @@ class Reason(StrEnum):
     WORKER_CRASHED = "WorkerCrashed"
     WORKER_FAILED = "WorkerFailed"
     EVICTED = "Evicted"
+    DISRUPTED = "Disrupted"
+    """The pod has a DisruptionTarget condition (preemption, eviction, taint, deletion)."""
     NODE_LOST = "NodeLost"
     POD_DELETED = "PodDeleted"
     STALLED = "Stalled"

@@ -36,6 +36,21 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "ETA(s)", "type": "integer", "jsonPath": ".status.progress.etaSeconds"},
     {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"},
+    {
+        "name": "Disruptions",
+        "type": "integer",
+        "jsonPath": ".status.disruptions",
+        "priority": 1,
+        "description": "Restarts after preemption, eviction or a lost node (not counted by"
+        " maxRestarts)",
+    },
+    {
+        "name": "Checkpoint",
+        "type": "date",
+        "jsonPath": ".status.progress.lastCheckpoint.time",
+        "priority": 1,
+        "description": "Age of the last checkpoint: the work a preemption would lose",
+    },
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -50,11 +50,12 @@ class HistoryPoint(KubeModel):
 
 
 class CheckpointRef(KubeModel):
-    """The newest complete checkpoint."""
+    """The newest complete checkpoint: what a preemption costs is the work since `time`."""
 
     step: int
     path: str
     time: str | None = None
+    """RFC 3339 time the checkpoint was saved (`kubectl get tj -o wide` shows its age)."""
 
 
 class Progress(KubeModel):
@@ -135,6 +136,10 @@ class TrainingJobStatus(KubeModel):
     completion_time: str | None = None
     replicas: Replicas = Field(default_factory=Replicas)
     restarts: int = 0
-    """Group restarts so far."""
+    """Group restarts so far (the restart generation of the pods), of both kinds."""
+    disruptions: int = 0
+    """Those of `restarts` that followed a disruption (a worker stopped by SIGTERM with exit 75,
+    evicted, preempted, its node lost, its pod deleted); they do not count toward
+    maxRestarts, the others (failures) do."""
     plan: Plan | None = None
     progress: Progress | None = None
