@@ -18,11 +18,16 @@ NAMESPACED: dict[tuple[str, str], frozenset[str]] = {
     ("rbac.authorization.k8s.io", "roles"): frozenset({"create", "patch"}),
     ("rbac.authorization.k8s.io", "rolebindings"): frozenset({"create", "patch"}),
     ("", "events"): frozenset({"create"}),
+    ("kueue.x-k8s.io", "workloads"): frozenset({"get", "list", "watch", "create", "patch"}),
+    ("kueue.x-k8s.io", "workloads/status"): frozenset({"patch"}),
 }
 
 # Always cluster-scoped, kopf's own (framework, not the operator's logic): its CRD observer.
 CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
+    # The operator's cluster-scoped reads for Kueue (flavor, PriorityClass).
+    ("kueue.x-k8s.io", "resourceflavors"): frozenset({"get"}),
+    ("scheduling.k8s.io", "priorityclasses"): frozenset({"get"}),
 }
 # Added when watching named namespaces: kopf's namespace observer (unused cluster-wide).
 CLUSTER_NAMESPACED_MODE = {**CLUSTER, ("", "namespaces"): frozenset({"list", "watch"})}

@@ -83,4 +83,15 @@ checks the chart against both.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Kueue admission of jobs with a queueName (docs/cluster.md, "Kueue"): kopf watches the jobs'
+# Workloads by label; the reconciler reads one (get), creates and updates it by server-side
+# apply (create + patch), and patches its status to give an evicted job's quota back once its
+# pods are gone and to mark it Finished. Unused where Kueue is not installed.
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# (Workload status: the quota of an evicted job given back, Finished at the end.)
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads/status"]
+  verbs: ["patch"]
 {{- end -}}
