@@ -12,6 +12,11 @@ assets=$(hack/control-plane/build.sh)
 export KUBETRAIN_ASSETS="$assets"
 echo "== control plane binaries: $assets"
 
+# The S3-compatible server of the object-storage tests (MinIO, built once from Go modules, cached).
+KUBETRAIN_MINIO=$(hack/minio/build.sh)
+export KUBETRAIN_MINIO
+echo "== minio: $KUBETRAIN_MINIO"
+
 bash hack/test-deps.sh  # system packages the tests need (lua5.4; the real node's: hack/node/install.sh)
 
 # The real node of tests/e2e: kubelet, kube-proxy, kube-scheduler, CoreDNS (cached by key) and

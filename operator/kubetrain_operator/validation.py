@@ -108,10 +108,13 @@ def _command(annotations: dict[str, str]) -> list[str]:
 def warnings(spec: TrainingJobSpec) -> list[str]:
     """Runnable, but probably not what the user wants (reported as Warning events once)."""
     run_volume = next((v for v in spec.template.volumes if v.get("name") == RUN_VOLUME), None)
+    # Any checkpoint.path counts as shared: a mounted volume, or a bucket (s3://), which every
+    # node reaches without a ReadWriteMany volume.
     if spec.parallelism.nodes > 1 and run_volume is None and spec.checkpoint.path is None:
         return [
             f"{spec.parallelism.nodes} nodes share no checkpoint storage ({RUN_VOLUME} is an "
-            "emptyDir per pod): a group restart cannot resume; mount a ReadWriteMany volume "
+            "emptyDir per pod): a group restart cannot resume; set spec.checkpoint.path to an "
+            "s3:// bucket prefix (no shared volume needed), or mount a ReadWriteMany volume "
             f"named {RUN_VOLUME} in spec.template.volumes or set spec.checkpoint.path on one"
         ]
     return []

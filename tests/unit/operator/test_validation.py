@@ -88,4 +88,6 @@ def test_multi_node_without_shared_checkpoints_is_warned():
     shared = {"volumes": [{"name": "kubetrain-run", "persistentVolumeClaim": {"claimName": "c"}}]}
     assert warnings(spec(template=shared)) == []
     assert warnings(spec(checkpoint={"path": "/mnt/ckpt"})) == []
+    assert warnings(spec(checkpoint={"path": "s3://bucket/run"})) == []  # no volume needed
+    assert "s3:// bucket prefix" in warnings(spec())[0]
     assert warnings(spec(parallelism={"nodes": 1})) == []

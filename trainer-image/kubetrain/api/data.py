@@ -48,8 +48,9 @@ class TabularData(KubeModel):
     """Rows and columns from CSV, Parquet or JSON Lines, read with a columnar reader."""
 
     path: str = Field(min_length=1, max_length=4096)
-    """A local file or directory, or a URI (file://; s3://, gs://, hf:// need network access).
-    A relative path is looked up next to the job file, then in the working directory."""
+    """A local file or directory, or a URI: file://, s3://, gs://, http(s):// (copied into a local
+    cache first; docs/object-storage.md). A relative path is looked up next to the job file,
+    then in the working directory."""
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
     """File format; auto picks it from the file extension."""
     columns: TabularColumns
@@ -59,8 +60,9 @@ class TextData(KubeModel):
     """A text file or a directory of .txt files, for language modelling."""
 
     path: str = Field(min_length=1, max_length=4096)
-    """A local file or directory, or a URI (file://). A relative path is looked up next to the
-    job file, then in the working directory. Empty text is an error."""
+    """A local file or directory, or a URI: file://, s3://, gs://, http(s):// (copied into a local
+    cache first; docs/object-storage.md). A relative path is looked up next to the job file,
+    then in the working directory. Empty text is an error."""
     encoding: str = Field("utf-8", max_length=32)
     """Text encoding of the files."""
 

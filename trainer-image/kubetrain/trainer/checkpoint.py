@@ -9,15 +9,16 @@ Layout of one checkpoint directory `step-XXXXXXXX/` (format 2):
   dcp/                      a sharded state written by every rank (FSDP)
   manifest.json             written last: format, step, world size, the resume guard and
                             every file's size and sha256; a directory without it is partial
-Each checkpoint is first written to `.tmp-<name>/`, fsynced, then renamed into place.
+Each checkpoint is first written to a staging directory, then published through its store
+(`kubetrain.storage.checkpoint_store`): on disk `.tmp-<name>/` is fsynced and renamed into place;
+in a bucket (s3://bucket/prefix) every file is uploaded first and the manifest last. Either way a
+checkpoint without a manifest, or with a file that does not match it, is never taken.
+A checkpoint's location is a Path on disk and a URL string in a bucket.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from typing import Any, Protocol
 import torch
 
 from kubetrain.errors import InvalidJob
+from kubetrain.storage import checkpoint_store as stores
+from kubetrain.storage.checkpoint_store import sha256_file as _sha256
+from kubetrain.storage.remote import is_remote
 from kubetrain.trainer.distributed import DistContext, any_rank, barrier
 
 PREFIX = "step-"
@@ -52,58 +56,46 @@ class Manifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+Location = Path | str
+"""A checkpoint (or the checkpoint directory): a Path on disk, a URL string in a bucket."""
 
 
 class Checkpointer:
-    """Saves, verifies and loads checkpoints under one directory, collectively across ranks."""
+    """Saves, verifies and loads checkpoints under one directory or bucket prefix,
+    collectively across ranks."""
 
-    def __init__(self, directory: Path, keep_last: int, ctx: DistContext,
+    def __init__(self, directory: Location, keep_last: int, ctx: DistContext,
                  beat: Callable[[], None] = lambda: None):
-        self.dir, self.keep_last, self.ctx, self.beat = directory, keep_last, ctx, beat
+        self.store = stores.open_store(directory)
+        self.dir: Location = self.store.root
+        self.keep_last, self.ctx, self.beat = keep_last, ctx, beat
+        self.store.check(ctx.rank)
 
     # -- writing ------------------------------------------------------------------------
     def save(self, step: int, *, main: Mapping[str, Stateful],
              per_rank: Mapping[str, Stateful] = {}, sharded: Stateful | None = None,
-             guard: dict[str, Any] | None = None, name: str | None = None) -> Path:
+             guard: dict[str, Any] | None = None, name: str | None = None) -> Location:
         """Write a checkpoint; every rank calls this. `main` is saved by rank 0, `per_rank`
         by each rank for itself, `sharded` through torch.distributed.checkpoint by all."""
-        final = self.dir / (name or f"{PREFIX}{step:08d}")
-        tmp = self.dir / f".tmp-{final.name}"
+        name = name or f"{PREFIX}{step:08d}"
+        tmp = self.store.begin(name, self.ctx.is_main)
         try:
-            return self._save(step, final, tmp, main, per_rank, sharded, guard)
+            return self._save(step, name, tmp, main, per_rank, sharded, guard)
         except Exception:  # torch.save reports a full disk as a RuntimeError, not an OSError
             # A full or failing disk: leave no partial copy holding the space that is left.
-            if self.ctx.is_main:
-                shutil.rmtree(tmp, ignore_errors=True)
+            self.store.discard(tmp, self.ctx.is_main)
             raise
 
-    def _save(self, step: int, final: Path, tmp: Path, main: Mapping[str, Stateful],
+    def _save(self, step: int, name: str, tmp: Path, main: Mapping[str, Stateful],
               per_rank: Mapping[str, Stateful], sharded: Stateful | None,
-              guard: dict[str, Any] | None) -> Path:
-        if self.ctx.is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+              guard: dict[str, Any] | None) -> Location:
         barrier(self.ctx)
-        if any_rank(not tmp.is_dir(), self.ctx):
+        if self.store.shared_staging and any_rank(not tmp.is_dir(), self.ctx):
             raise InvalidJob(
                 f"checkpoint directory {self.dir} is not shared by every node: with several nodes"
                 " keep the run directory on storage they all mount (a ReadWriteMany volume named"
-                " kubetrain-run in spec.template.volumes, or spec.checkpoint.path on one)"
+                " kubetrain-run in spec.template.volumes, or spec.checkpoint.path on one), or"
+                " set spec.checkpoint.path to an s3:// bucket prefix"
             )
         mine = tmp / f"rank-{self.ctx.rank}"
         for part_name, part in per_rank.items():
@@ -119,38 +111,32 @@ class Checkpointer:
             for part_name, part in main.items():
                 _write_part(tmp / part_name, part.state_dict())
                 self.beat()
-            self._publish(tmp, final, Manifest(step, self.ctx.world, guard or {}))
+        files = self.store.push(tmp, name, self.ctx.is_main, self.beat)
+        if not self.store.shared_staging:  # every rank uploaded its own files
+            files = _gather(files, self.ctx)
+        if self.ctx.is_main:
+            doc = {"format": FORMAT, "step": step, "world": self.ctx.world,
+                   "guard": guard or {}, "files": dict(sorted(files.items()))}
+            self.store.commit(tmp, name, json.dumps(doc, indent=1).encode())
+            self._prune(name)
+        self.store.done(tmp)
         barrier(self.ctx)
+        final = self.store.location(name)
+        if isinstance(final, str):
+            stores.forget(final)
         return final
 
-    def _publish(self, tmp: Path, final: Path, manifest: Manifest) -> None:
-        files = {}
-        for p in sorted(tmp.rglob("*")):
-            if p.is_file():
-                _fsync(p)
-                files[str(p.relative_to(tmp))] = {"size": p.stat().st_size, "sha256": _sha256(p)}
-                self.beat()
-        doc = {"format": FORMAT, "step": manifest.step, "world": manifest.world,
-               "guard": manifest.guard, "files": files}
-        (tmp / "manifest.json").write_text(json.dumps(doc, indent=1))
-        _fsync(tmp / "manifest.json")
-        for d in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
-            _fsync(d)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync(self.dir)
+    def _prune(self, saved: str) -> None:
         for old in self.complete()[: -self.keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            self.store.remove(old)
+        self.store.prune_partial(PREFIX, keep=saved)
 
     # -- finding ------------------------------------------------------------------------
-    def complete(self) -> list[Path]:
+    def complete(self) -> list[Location]:
         """Published step checkpoints, oldest first (not verified)."""
-        if not self.dir.is_dir():
-            return []
-        return sorted(p for p in self.dir.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
+        return list(self.store.published(PREFIX))
 
-    def resume_point(self, resume: str) -> Path | None:
+    def resume_point(self, resume: str) -> Location | None:
         """The verified checkpoint to resume from (None: start afresh).
 
         `auto` takes the newest that verifies, skipping damaged newer ones with a warning (older
@@ -160,16 +146,17 @@ class Checkpointer:
         if resume == "never":
             return None
         if resume != "auto":
-            problem = verify(Path(resume))
+            where: Location = resume if is_remote(resume) else Path(resume)
+            problem = verify(where)
             if problem:
                 raise InvalidJob(f"checkpoint.resume {resume}: {problem}")
-            return Path(resume)
+            return where
         bad = []
         for path in reversed(self.complete()):
             problem = verify(path)
             if problem is None:
                 return path
-            bad.append(f"{path.name}: {problem}")
+            bad.append(f"{_name(path)}: {problem}")
             if self.ctx.is_main:
                 print(f"kubetrain: warning: skipping checkpoint {path}: {problem}",
                       file=sys.stderr)
@@ -180,7 +167,7 @@ class Checkpointer:
         return None
 
     # -- reading ------------------------------------------------------------------------
-    def load(self, path: Path, *, main: Mapping[str, Stateful],
+    def load(self, path: Location, *, main: Mapping[str, Stateful],
              per_rank: Mapping[str, Stateful] = {}, sharded: Stateful | None = None) -> Manifest:
         """Load a verified checkpoint into the parts; per-rank parts only at the same world
         size (the caller decides what a rank without its own state does)."""
@@ -194,9 +181,39 @@ class Checkpointer:
             import torch.distributed.checkpoint as dcp
 
             state = sharded.state_dict()
-            dcp.load(state, checkpoint_id=str(path / "dcp"))
+            dcp.load(state, checkpoint_id=str(_local(path) / "dcp"))
             sharded.load_state_dict(state)
         return manifest
+
+
+def _gather(files: dict[str, Any], ctx: DistContext) -> dict[str, Any]:
+    """Every rank's uploaded files, merged (host objects over the gloo group: no device sync)."""
+    if not ctx.distributed:
+        return files
+    import torch.distributed as dist
+
+    got: list[Any] = [None] * ctx.world
+    dist.all_gather_object(got, files, group=ctx.control)
+    return {k: v for part in got for k, v in part.items()}
+
+
+def _name(path: Location) -> str:
+    return path.name if isinstance(path, Path) else path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _local(path: Location) -> Path:
+    """The local files of a checkpoint: itself on disk; for one in a bucket, the copy that
+    `verify` downloaded and checked (downloaded and checked now when there is none)."""
+    if isinstance(path, Path) or not is_remote(path):
+        return Path(path)
+    copy = stores.cached_copy(path)
+    if copy is None:
+        problem = verify(path)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
+        copy = stores.cached_copy(path)
+        assert copy is not None
+    return copy
 
 
 def _write_part(path: Path, state: dict[str, Any]) -> None:
@@ -206,9 +223,9 @@ def _write_part(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, path if path.suffix == ".pt" else path.with_name(path.name + ".pt"))
 
 
-def read_part(path: Path, part_name: str) -> Any:
+def read_part(path: Location, part_name: str) -> Any:
     """One part of a checkpoint; `weights_only`: our parts hold only tensors and plain data."""
-    f = path / part_name
+    f = _local(path) / part_name
     if f.suffix not in (".pt", ".json"):
         f = f.with_name(f.name + ".pt")
     try:
@@ -219,14 +236,24 @@ def read_part(path: Path, part_name: str) -> Any:
         raise CheckpointError(f"{f} cannot be read: {e}") from e
 
 
-def read_manifest(path: Path) -> Manifest:
-    doc = json.loads((path / "manifest.json").read_text())
+def read_manifest(path: Location) -> Manifest:
+    doc = json.loads((_local(path) / "manifest.json").read_text())
     return Manifest(doc["step"], doc.get("world", 1), doc.get("guard", {}), doc["files"])
 
 
-def verify(path: Path) -> str | None:
+def verify(path: Location) -> str | None:
     """None when the checkpoint is complete, of this format, and every file has its recorded
-    size and hash; otherwise what is wrong, in a few words."""
+    size and hash; otherwise what is wrong, in a few words. A checkpoint in a bucket is
+    downloaded afresh and its local copy verified (and then loaded)."""
+    if isinstance(path, str) and is_remote(path):
+        problem = _verify(stores.download(path))
+        if problem:
+            stores.forget(path)  # never loaded
+        return problem
+    return _verify(Path(path))
+
+
+def _verify(path: Path) -> str | None:
     try:
         doc = json.loads((path / "manifest.json").read_text())
         files = doc["files"]

@@ -89,7 +89,7 @@ class Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
 
-        self.checkpointer = Checkpointer(Path(spec.checkpoint.path or run_dir / "checkpoints"),
+        self.checkpointer = Checkpointer(spec.checkpoint.path or run_dir / "checkpoints",
                                          spec.checkpoint.keep_last, ctx, beat=self._beat)
         self.resume_from = self.checkpointer.resume_point(spec.checkpoint.resume)
         saved_prep = (state_from_dict(read_part(self.resume_from, "preprocessing.json"))
