@@ -10,6 +10,9 @@ LABEL_JOB = "kubetrain.io/job-name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_INDEX = "kubetrain.io/replica-index"
 LABEL_GENERATION = "kubetrain.io/restart-generation"
+# The group size a pod was made for: a running elastic job whose spec.parallelism.nodes differs
+# is restarted at the new size.
+LABEL_NODES = "kubetrain.io/nodes"
 ANNOTATION_GENERATION = LABEL_GENERATION
 # Debugging and tests: a JSON list that replaces the trainer container's command. Harmless
 # to expose: whoever may create a TrainingJob already chooses the image it runs.

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubetrain.api.conditions import Reason
 from kubetrain.exitcodes import ExitCode, classify
-from kubetrain_operator.names import LABEL_GENERATION, LABEL_INDEX
+from kubetrain_operator.names import LABEL_GENERATION, LABEL_INDEX, LABEL_NODES
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -50,6 +50,8 @@ class ObservedPod:
     # A DisruptionTarget condition (reason, message): the pod is being or was removed by
     # preemption, eviction, a taint or the pod GC, not by a failure of its own.
     disruption: tuple[str, str] | None = None
+    # The group size it was made for (None: made before pods carried it).
+    nodes: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -97,6 +99,7 @@ def observe_pod(pod: dict[str, Any]) -> ObservedPod:
         unschedulable=unschedulable,
         owner_uid=str(owners[0].get("uid", "")) if owners else "",
         disruption=disruption,
+        nodes=int(labels[LABEL_NODES]) if str(labels.get(LABEL_NODES, "")).isdigit() else None,
     )
 
 

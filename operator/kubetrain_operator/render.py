@@ -25,6 +25,7 @@ from kubetrain_operator.names import (
     LABEL_COMPONENT,
     LABEL_GENERATION,
     LABEL_INDEX,
+    LABEL_NODES,
     JobMeta,
     common_labels,
     selector,
@@ -260,6 +261,7 @@ def _pod_labels(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: in
         LABEL_COMPONENT: "worker",
         LABEL_INDEX: str(index),
         LABEL_GENERATION: str(generation),
+        LABEL_NODES: str(spec.parallelism.nodes),
     }
     if spec.queue_name:
         labels[KUEUE_QUEUE_LABEL] = spec.queue_name

@@ -169,6 +169,10 @@ class _Machine:
             self._force_overdue(self.current)
             self.d.requeue(RESYNC_SECONDS)
             return
+        if self._resized():
+            return self._fail_or_restart(Failure(
+                Reason.RESIZED, f"restarting at {self.spec.parallelism.nodes} node(s)", True, True
+            ))  # fmt: skip
         failure = self._failure()
         if failure is not None:
             return self._fail_or_restart(failure)
@@ -246,6 +250,14 @@ class _Machine:
                 names = ", ".join(f"{self.job.name}-worker-{i}" for i in missing)
                 return Failure(Reason.POD_DELETED, f"worker pod deleted: {names}", True, True)
         return self._stall()
+
+    def _resized(self) -> bool:
+        """An elastic job's nodes changed while its group runs (with a queueName the new size
+        waits for the next admission: the admitted Workload cannot change)."""
+        if self.phase not in (Phase.STARTING, Phase.RUNNING) or self.spec.queue_name:
+            return False
+        nodes = self.spec.parallelism.nodes
+        return any(p.nodes not in (None, nodes) for p in self.current if not p.finished)
 
     def _stall(self) -> Failure | None:
         if self.phase != Phase.RUNNING:

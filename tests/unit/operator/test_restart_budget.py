@@ -243,3 +243,61 @@ def test_pod_refs_of_a_disruption_restart_delete_the_whole_group():
     d = decide(running(), [pod(0), pod(1, "Failed", exit_code=75)], NOW)
     assert d.delete == [PodRef("demo-worker-0", "u0-0"), PodRef("demo-worker-1", "u0-1")]
     assert d.restarted
+
+
+def elastic(nodes: int, **policy: Any) -> Any:
+    return spec(parallelism={"nodes": nodes, "minNodes": 1, "maxNodes": 4, "procsPerNode": 1},
+                **policy)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phase", "nodes", "pods", "expected"),
+    [
+        ("Running", 1, [pod(0, nodes=2), pod(1, nodes=2)], ("Restarting", "Resized", 1, 1)),
+        ("Running", 4, [pod(0, nodes=2), pod(1, nodes=2)], ("Restarting", "Resized", 1, 1)),
+        ("Starting", 1, [pod(0, "Pending", nodes=2), pod(1, nodes=2)],
+         ("Restarting", "Resized", 1, 1)),
+        ("Running", 2, [pod(0, nodes=2), pod(1, nodes=2)], ("Running", "Same", 0, 0)),
+        # Pods made before pods carried their size: never taken for a resize.
+        ("Running", 2, [pod(0), pod(1)], ("Running", "Same", 0, 0)),
+    ],
+)
+def test_an_elastic_job_restarts_at_its_new_size(
+    phase: str, nodes: int, pods: list[ObservedPod], expected: tuple
+):
+    state = job(phase, elastic(nodes), conditions=RUNNING, startTime=ago(30))
+
+    d = decide(state, pods, NOW)
+
+    s = d.status
+    assert (s.phase, s.reason, s.restarts, s.disruptions) == expected
+    if s.phase == "Restarting":
+        assert len(d.delete) == len(pods)
+        assert s.message == f"restarting at {nodes} node(s)"
+
+
+def test_the_next_generation_has_the_new_size():
+    state = job("Restarting", elastic(4), restarts=1, disruptions=1,
+                conditions=[cond("Restarting", since=11)])  # fmt: skip
+
+    d = decide(state, [], NOW)
+
+    assert (d.status.phase, d.create) == ("Starting", [0, 1, 2, 3])
+
+
+def test_a_queued_elastic_job_keeps_its_admitted_size_until_the_next_admission():
+    s = spec(parallelism={"nodes": 1, "minNodes": 1, "maxNodes": 4, "procsPerNode": 1},
+             queueName="q")  # fmt: skip
+    state = job("Running", s, conditions=RUNNING)
+
+    d = decide(state, [pod(0, nodes=2), pod(1, nodes=2)], NOW)
+
+    assert (d.status.phase, d.delete) == ("Running", [])
+
+
+@pytest.mark.parametrize("parallelism", [{"nodes": 5, "maxNodes": 4}, {"nodes": 1, "minNodes": 2}])
+def test_nodes_outside_the_elastic_bounds_are_refused(parallelism: dict):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="nodes must lie within minNodes and maxNodes"):
+        spec(parallelism={**parallelism, "procsPerNode": 1})

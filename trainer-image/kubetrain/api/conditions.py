@@ -83,6 +83,8 @@ class Reason(StrEnum):
     NODE_LOST = "NodeLost"
     POD_DELETED = "PodDeleted"
     STALLED = "Stalled"
+    RESIZED = "Resized"
+    """An elastic job's parallelism.nodes changed: the group restarts at the new size."""
     # A worker pod does not start (the last seven are the kubelet's waiting reasons).
     UNSCHEDULABLE = "Unschedulable"
     START_TIMEOUT = "StartTimeout"

@@ -43,10 +43,19 @@ _best_needs_eval = Rule(
     "checkpoint.saveBest needs training.eval.everySteps",
     "checkpoint.saveBest",
 )
+# An elastic job (minNodes or maxNodes set) may change nodes (and its bounds); nothing else of
+# parallelism. Fields with defaults are always present on the server.
+_SAME_PARALLELISM = " && ".join(
+    f"self.parallelism.{f} == oldSelf.parallelism.{f}"
+    for f in ("strategy", "procsPerNode", "backend", "timeoutSeconds", "masterPort")
+)
 _immutable = Rule(
     "self.model == oldSelf.model && self.dataset == oldSelf.dataset"
-    " && self.training == oldSelf.training && self.parallelism == oldSelf.parallelism",
-    "model, dataset, training and parallelism are immutable: create a new TrainingJob",
+    " && self.training == oldSelf.training && (self.parallelism == oldSelf.parallelism"
+    " || ((has(oldSelf.parallelism.minNodes) || has(oldSelf.parallelism.maxNodes))"
+    f" && {_SAME_PARALLELISM}))",
+    "model, dataset, training and parallelism are immutable (but parallelism.nodes of an"
+    " elastic job, within minNodes and maxNodes): create a new TrainingJob",
     "",
 )  # a transition rule: the API server checks it on update only; nothing to check locally
 

@@ -139,7 +139,7 @@ class TrainingJobStatus(KubeModel):
     """Group restarts so far (the restart generation of the pods), of both kinds."""
     disruptions: int = 0
     """Those of `restarts` that followed a disruption (a worker stopped by SIGTERM with exit 75,
-    evicted, preempted, its node lost, its pod deleted); they do not count toward
-    maxRestarts, the others (failures) do."""
+    evicted, preempted, its node lost, its pod deleted) or a resize of an elastic job; they do
+    not count toward maxRestarts, the others (failures) do."""
     plan: Plan | None = None
     progress: Progress | None = None
