@@ -83,6 +83,33 @@ class ArrayData(KubeModel):
     """The labels' .npy file, when path is an .npy of inputs."""
 
 
+class InstructData(KubeModel):
+    """Instruction or chat examples in JSON Lines, tokenized with the model's tokenizer, for
+    fine-tuning a causal LM (model type hf)."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """A .jsonl file or a directory of them (a relative path is looked up next to the job file,
+    then in the working directory); one JSON object per line."""
+    format: Literal["auto", "promptResponse", "messages"] = "auto"
+    """promptResponse: a prompt and a response field; messages: a list of {role, content}
+    rendered with the tokenizer's chat template; auto: messages when the first line has it."""
+    prompt_field: str = Field("prompt", min_length=1, max_length=253)
+    response_field: str = Field("response", min_length=1, max_length=253)
+    messages_field: str = Field("messages", min_length=1, max_length=253)
+    loss_on: Literal["response", "all"] = "response"
+    """response: only response (assistant) tokens are predicted, prompt tokens are masked
+    (label -100); all: every token."""
+    max_length: int | None = Field(None, ge=2, le=1_000_000)
+    """Tokens per example (per packed sequence with packing); defaults to the model's context
+    (max_position_embeddings), at most 2048."""
+    truncation: Literal["keepStart", "keepEnd", "drop"] = "keepStart"
+    """An example longer than maxLength: keep its first (keepStart) or last tokens, or drop it."""
+    packing: bool = False
+    """Concatenate examples into sequences of exactly maxLength tokens (no padding; each token
+    still predicts only within its own example, but attends to earlier examples of the same
+    sequence); false pads each batch to its longest example."""
+
+
 _split_sum = Rule("self.val + self.test < 1.0", "val + test must leave data to train on", "val")
 
 
@@ -123,7 +150,7 @@ class Loader(KubeModel):
     """Batches prefetched per loader worker (with numWorkers; not used yet)."""
 
 
-_SOURCES = ("synthetic", "tabular", "text", "arrays")
+_SOURCES = ("synthetic", "tabular", "text", "arrays", "instruct")
 _source = TaggedUnion("type", _SOURCES, required=_SOURCES[1:])
 
 
@@ -132,12 +159,13 @@ class Dataset(KubeModel):
 
     model_config = ConfigDict(json_schema_extra=cel_rules(*_source.rules))
 
-    type: Literal["synthetic", "tabular", "text", "arrays"]
+    type: Literal["synthetic", "tabular", "text", "arrays", "instruct"]
     """Which source block below is used."""
     synthetic: SyntheticData | None = None
     tabular: TabularData | None = None
     text: TextData | None = None
     arrays: ArrayData | None = None
+    instruct: InstructData | None = None
     split: SplitFractions = Field(default_factory=SplitFractions)
     loader: Loader = Field(default_factory=Loader)
 
@@ -147,6 +175,6 @@ class Dataset(KubeModel):
         return self
 
     @property
-    def source(self) -> SyntheticData | TabularData | TextData | ArrayData:
+    def source(self) -> SyntheticData | TabularData | TextData | ArrayData | InstructData:
         """The block named by `type` (synthetic defaults apply when it is omitted)."""
         return getattr(self, self.type) or SyntheticData()

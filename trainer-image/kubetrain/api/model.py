@@ -50,6 +50,49 @@ class GPTArgs(KubeModel):
     """Share the token embedding with the output projection."""
 
 
+class LoRAArgs(KubeModel):
+    """Low-rank adapters (peft LoRA): the base weights stay frozen, only the adapters train."""
+
+    rank: int = Field(8, ge=1, le=4096)
+    """Rank r of each adapter (A: r × in, B: out × r)."""
+    alpha: float = Field(16.0, gt=0)
+    """Scaling numerator: the adapter's output is multiplied by alpha / rank."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the adapter's input."""
+    target_modules: list[str] | None = Field(None, min_length=1, max_length=256)
+    """Names of the linear layers that get adapters (the last part of the module name, e.g.
+    q_proj, v_proj); peft's default for the architecture when omitted."""
+    trainable: list[str] = Field(default_factory=list, max_length=256)
+    """Further modules trained in full and saved with the adapters (peft modules_to_save, e.g.
+    lm_head); a sequence classifier's head is always trained."""
+
+
+class HFArgs(KubeModel):
+    """A Hugging Face transformers model: from a model directory, or built from a config."""
+
+    path: str | None = Field(None, min_length=1, max_length=4096)
+    """A model directory (config.json + weights, as save_pretrained writes it; relative paths
+    are looked up next to the job file, then in the working directory), or hf://org/name, read
+    from the local Hugging Face cache (huggingface_hub; downloads when the hub is reachable)."""
+    architecture: str | None = Field(None, min_length=1, max_length=128)
+    """A transformers model type (llama, gpt2, qwen2, mistral, ...) to build with random weights
+    (pretraining from scratch); sizes go in config."""
+    config: dict[str, Any] | None = None
+    """config.json fields (snake_case as in transformers, e.g. hidden_size, num_hidden_layers)
+    that override the directory's config, or size the architecture."""
+    task: Literal["causalLM", "sequenceClassification"] = "causalLM"
+    """causalLM: next-token prediction; sequenceClassification: a label per sequence (the
+    classification head is new when the directory holds a causal LM)."""
+    tokenizer: str | None = Field(None, min_length=1, max_length=4096)
+    """A tokenizer directory; defaults to path. With architecture, a text dataset's own
+    tokenizer (preprocessing.text) is used when this is omitted."""
+    freeze: list[str] = Field(default_factory=list, max_length=256)
+    """Parameter name patterns (fnmatch, e.g. 'model.layers.0.*', 'model.embed_tokens.*') that
+    are not trained (full fine-tuning)."""
+    lora: LoRAArgs | None = None
+    """Train low-rank adapters instead of the full model."""
+
+
 class InitFrom(KubeModel):
     """Start from trained weights (fine-tuning)."""
 
@@ -61,8 +104,8 @@ class InitFrom(KubeModel):
     """Require every parameter to be present in the file."""
 
 
-_ARCHS = ("linear", "mlp", "cnn", "gpt")
-_arch = TaggedUnion("type", _ARCHS)
+_ARCHS = ("linear", "mlp", "cnn", "gpt", "hf")
+_arch = TaggedUnion("type", _ARCHS, required=("hf",))
 _type_or_import = Rule(
     "has(self.type) != has(self.__import__)",
     "set exactly one of type or import",
@@ -72,6 +115,16 @@ _args_need_import = Rule(
     "!has(self.args) || has(self.__import__)",
     "args are passed to an import factory only; registry models take their own block",
     "args",
+)
+_hf_source = Rule(
+    "!has(self.hf) || has(self.hf.path) != has(self.hf.architecture)",
+    "set exactly one of hf.path or hf.architecture",
+    "hf.path",
+)
+_hf_lora_freeze = Rule(
+    "!has(self.hf) || !has(self.hf.lora) || !has(self.hf.freeze) || size(self.hf.freeze) == 0",
+    "hf.freeze is for full fine-tuning; with hf.lora the base is frozen already",
+    "hf.freeze",
 )
 _gpt_heads = Rule(
     "!has(self.gpt) || self.gpt.width % self.gpt.heads == 0",
@@ -84,10 +137,11 @@ class ModelSpec(KubeModel):
     """The network: `type` from the registry (with its block), or `import` of a factory."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel_rules(_type_or_import, _args_need_import, _gpt_heads, *_arch.rules)
+        json_schema_extra=cel_rules(_type_or_import, _args_need_import, _gpt_heads, _hf_source,
+                                      _hf_lora_freeze, *_arch.rules)
     )
 
-    type: Literal["linear", "mlp", "cnn", "gpt"] | None = None
+    type: Literal["linear", "mlp", "cnn", "gpt", "hf"] | None = None
     """A registry architecture; its options go in the block of the same name."""
     import_: str | None = Field(
         None, alias="import", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", max_length=512
@@ -99,13 +153,15 @@ class ModelSpec(KubeModel):
     mlp: MLPArgs | None = None
     cnn: CNNArgs | None = None
     gpt: GPTArgs | None = None
+    hf: HFArgs | None = None
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout probability, where the architecture has dropout."""
     init_from: InitFrom | None = None
     compile: bool = False
     """Compile the model with torch.compile (compile time is reported apart)."""
     activation_checkpointing: bool = False
-    """Recompute activations in the backward pass to save memory (gpt blocks, cnn stages)."""
+    """Recompute activations in the backward pass to save memory (gpt blocks, cnn stages, hf
+    decoder layers)."""
 
     @model_validator(mode="after")
     def _rules(self) -> ModelSpec:
@@ -114,6 +170,9 @@ class ModelSpec(KubeModel):
                 (_type_or_import, (self.type is None) != (self.import_ is None)),
                 (_args_need_import, self.args is None or self.import_ is not None),
                 (_gpt_heads, self.gpt is None or self.gpt.width % self.gpt.heads == 0),
+                (_hf_source, self.hf is None or (self.hf.path is None)
+                 != (self.hf.architecture is None)),
+                (_hf_lora_freeze, self.hf is None or self.hf.lora is None or not self.hf.freeze),
                 *_arch.checks(self),
             ]
         )
@@ -124,5 +183,7 @@ class ModelSpec(KubeModel):
         """The options of the registry architecture (defaults when the block is omitted)."""
         if self.type is None:
             return None
+        if self.type == "hf":
+            return self.hf
         default = {"linear": LinearArgs, "mlp": MLPArgs, "cnn": CNNArgs, "gpt": GPTArgs}[self.type]
         return getattr(self, self.type) or default()

@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from kubetrain.data.build import build_data
     from kubetrain.metrics.evaluation import EvalSums
     from kubetrain.metrics.losses import loss_for
+    from kubetrain.models.export import load_any
     from kubetrain.trainer.loop import evaluate_split
-    from kubetrain.trainer.run_dir import load_trained
 
     try:
-        trained = load_trained(args.run_dir)
+        trained = load_any(args.run_dir)  # a run or a registry export directory
         spec = trained.job.spec
         data = build_data(spec, state=trained.preprocessing, base=trained.base)
     except FileNotFoundError as e:

@@ -19,6 +19,7 @@ COMMANDS = {
     "plot": ("kubetrain.cli.plot", "draw the loss curves of a run directory as a PNG"),
     "eval": ("kubetrain.cli.evaluate", "evaluate a trained run on its test split"),
     "sample": ("kubetrain.cli.sample", "generate text from a trained gpt run"),
+    "export": ("kubetrain.cli.export", "write a trained model as safetensors files others load"),
     "crd": ("kubetrain.cli.crd", "write the TrainingJob CustomResourceDefinition"),
 }
 

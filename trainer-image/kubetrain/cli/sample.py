@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chat", action="store_true",
+                        help="hf runs: wrap the prompt in the tokenizer's chat template")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -34,15 +36,19 @@ def check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from kubetrain.cli.sample_hf import sample_hf
+    from kubetrain.models.export import load_any
     from kubetrain.models.gpt import GPT
+    from kubetrain.models.hf import HFModel
     from kubetrain.preprocessing.state import TextState
-    from kubetrain.trainer.run_dir import load_trained
 
     check_arguments(args)
     try:
-        trained = load_trained(args.run_dir)
+        trained = load_any(args.run_dir)  # a run or a registry export directory
     except FileNotFoundError as e:
         raise InvalidJob(str(e)) from None
+    if isinstance(trained.model, HFModel):
+        return sample_hf(trained, args)
     if not isinstance(trained.model, GPT) or not isinstance(trained.preprocessing, TextState):
         raise InvalidJob(f"{args.run_dir}: sample needs a gpt trained on text")
     tok = trained.preprocessing.tokenizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from kubetrain.api.errors import Issue, SpecError
@@ -89,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         except InvalidJob as e:
             field, _, message = str(e).partition(": ")
             issues.append(Issue(field, message, path))
+        if job.spec.model.hf is not None:  # reads config and tokenizer files, no weights
+            from kubetrain.models.hf_checks import hf_issues
+
+            issues += [Issue(f, m, path) for f, m in hf_issues(job.spec, Path(path).parent)]
     if issues:
         raise SpecError(issues)
     if args.output == "yaml":

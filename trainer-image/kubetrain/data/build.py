@@ -16,6 +16,7 @@ from kubetrain.data.checks import (
     check_regression_labels,
     check_text_column,
 )
+from kubetrain.data.instruct import build_model_tokenized, uses_model_tokenizer
 from kubetrain.data.samples import Samples, TensorSamples, TokenWindows
 from kubetrain.data.shapes import DataShapes
 from kubetrain.data.sources import Arrays, Table, Text, TokenStream, load_source
@@ -78,6 +79,8 @@ def infer_task(spec: TrainingJobSpec, labels: np.ndarray) -> str:
 def build_data(spec: TrainingJobSpec, *, cache_dir: Path | None = None, base: Path | None = None,
                state: PreprocessingState | None = None) -> DataBundle:
     """Every split, preprocessed with `state` when given (resume, eval) or fitted on train."""
+    if uses_model_tokenizer(spec):  # an hf model's tokenizer reads the data (data/instruct.py)
+        return build_model_tokenized(spec, base, state)
     raw = load_source(spec.dataset, base=base)
     if isinstance(raw, Text | TokenStream):
         return _tokens(spec, raw, cache_dir, state)

@@ -19,10 +19,15 @@ from kubetrain.models.gpt import GPT
 from kubetrain.models.simple import CNN, linear, mlp
 
 
-def build_model(m: ModelSpec, shapes: DataShapes) -> nn.Module:
-    """An initialised (not yet loaded or frozen) model for data of these shapes."""
+def build_model(m: ModelSpec, shapes: DataShapes, base: Path | None = None) -> nn.Module:
+    """An initialised (not yet loaded or frozen) model for data of these shapes; an hf model
+    comes loaded (and frozen or with LoRA adapters) from its directory, relative to `base`."""
     if m.import_ is not None:
         return _imported(m, shapes)
+    if m.hf is not None:
+        from kubetrain.models.hf import build_hf
+
+        return build_hf(m.hf, shapes, base, weights=torch.get_default_device().type != "meta")
     args = m.args_block
     if isinstance(args, GPTArgs):
         if shapes.task != "lm":
@@ -103,6 +108,21 @@ def set_activation_checkpointing(model: nn.Module, enabled: bool) -> None:
         model.activation_checkpointing = enabled
 
 
+def report_parameters(model: nn.Module) -> None:
+    """One line on stderr: total and trainable parameters (tied weights once)."""
+    import sys
+
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+    print(f"kubetrain: model has {total:,} parameters, {trainable:,} trainable"
+          f" ({100 * trainable / max(total, 1):.2f}%)", file=sys.stderr)
+
+
 def load_initial_weights(model: nn.Module, m: ModelSpec, base: Path | None = None) -> None:
     """initFrom: load weights (a run dir, checkpoint dir or file) and freeze matching params."""
     init = m.init_from
@@ -136,6 +156,11 @@ def count_parameters(spec: TrainingJobSpec, data_shapes: DataShapes | None = Non
     None when the count depends on data that is not known without reading it.
     """
     m = spec.model
+    if data_shapes is None and m.hf is not None:
+        if m.hf.task != "causalLM" or (m.hf.architecture and "vocab_size" not in
+                                       (m.hf.config or {})):
+            return None  # labels or the vocabulary come from the data
+        data_shapes = DataShapes("lm", (1,), 1, None)
     if data_shapes is None:
         gpt = m.gpt or GPTArgs()
         byte_text = spec.dataset.type == "text" and spec.preprocessing.text.tokenizer == "byte"

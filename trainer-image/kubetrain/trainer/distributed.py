@@ -69,7 +69,7 @@ def shutdown() -> None:
 
 def wrap_model(model: nn.Module, strategy: str | None, ctx: DistContext,
                precision: str) -> nn.Module:
-    """DDP, or FSDP2 (`fully_shard` per transformer block/stage, then the root)."""
+    """DDP, or FSDP2 (`fully_shard` per transformer block/decoder layer/stage, then the root)."""
     if not ctx.distributed or strategy in (None, "none"):
         return model
     if strategy == "fsdp":
@@ -77,8 +77,11 @@ def wrap_model(model: nn.Module, strategy: str | None, ctx: DistContext,
 
         mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
               if precision == "bf16-mixed" else MixedPrecisionPolicy())
-        blocks = getattr(getattr(model, "transformer", None), "h", None) or getattr(
-            model, "stages", None) or []
+        # The model's own list of units (hf: its decoder layers), else the gpt's blocks or the
+        # cnn's stages.
+        blocks = (model.fsdp_blocks() if hasattr(model, "fsdp_blocks") else
+                  getattr(getattr(model, "transformer", None), "h", None) or getattr(
+                      model, "stages", None) or [])
         for block in blocks:
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)

@@ -130,6 +130,8 @@ class TrainLoop:
         batches = self._micro_batches(step)
         self.meter.data_seconds += time.perf_counter() - t0
         count = self.p.order.global_batch * (self.tokens_per_sample or 1)
+        if hasattr(p.train, "target_count"):  # padded or masked targets (data/instruct.py)
+            count = p.train.target_count(p.order.global_indices(step))
         loss = accumulate_gradients(p.model, p.optimizer, batches, p.loss_fn,
                                     count / self.ctx.world, autocast=self.autocast,
                                     scaler=p.scaler)

@@ -90,7 +90,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     prep = _read(path / "preprocessing.json",
                  lambda f: state_from_dict(json.loads(f.read_text())))
     spec_model = job.spec.model.model_copy(update={"init_from": None})
-    model = build_model(spec_model, shapes)
+    model = build_model(spec_model, shapes, Path(meta["base"]) if meta.get("base") else None)
     weights = _read(path / "model.pt",
                     lambda f: torch.load(f, map_location=device, weights_only=True))
     try:

@@ -40,16 +40,39 @@ class RNGState:
 
 
 class ModelWeights:
-    """The user's module's weights, under whatever DDP or torch.compile wrapper it runs in."""
+    """The user's module's weights, under whatever DDP or torch.compile wrapper it runs in.
+
+    A model whose frozen weights are rebuilt from their source on every start (an hf model
+    from its directory, with LoRA or frozen patterns: `frozen_from_source`) saves only what
+    trains, plus buffers: the adapters, not the base."""
 
     def __init__(self, model: nn.Module):
         self.model = model
 
     def state_dict(self) -> dict[str, Any]:
-        return unwrap(self.model).state_dict()
+        m = unwrap(self.model)
+        state = m.state_dict()
+        frozen = frozen_names(m)
+        return {k: v for k, v in state.items() if k not in frozen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        unwrap(self.model).load_state_dict(state)
+        m = unwrap(self.model)
+        frozen = frozen_names(m)
+        if not frozen:
+            m.load_state_dict(state)
+            return
+        missing, unexpected = m.load_state_dict(state, strict=False)
+        lost = sorted(set(missing) - frozen)
+        if lost or unexpected:
+            raise RuntimeError(f"the checkpoint's weights do not fit the model (missing"
+                               f" {lost[:3]}, unexpected {list(unexpected)[:3]})")
+
+
+def frozen_names(model: nn.Module) -> set[str]:
+    """State-dict keys of frozen parameters not saved in checkpoints (see ModelWeights)."""
+    if not getattr(model, "frozen_from_source", False):
+        return set()
+    return {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
 
 
 class ShardedTrainState:
@@ -58,17 +81,24 @@ class ShardedTrainState:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         self.model, self.optimizer = model, optimizer
 
+    def _options(self) -> Any:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        # Frozen weights rebuilt from their source are neither saved nor expected back.
+        only_trainable = bool(getattr(self.model, "frozen_from_source", False))
+        return StateDictOptions(ignore_frozen_params=only_trainable, strict=not only_trainable)
+
     def state_dict(self) -> dict[str, Any]:
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        model_sd, optim_sd = get_state_dict(self.model, self.optimizer, options=self._options())
         return {"model": model_sd, "optim": optim_sd}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import set_state_dict
 
         set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optim"])
+                       optim_state_dict=state["optim"], options=self._options())
 
 
 def full_model_state(model: nn.Module, fsdp: bool) -> dict[str, torch.Tensor]:

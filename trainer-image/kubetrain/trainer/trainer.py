@@ -23,6 +23,7 @@ from kubetrain.exitcodes import ExitCode
 from kubetrain.models.registry import (
     build_model,
     load_initial_weights,
+    report_parameters,
     set_activation_checkpointing,
 )
 from kubetrain.optim.build import build_optimizer
@@ -108,7 +109,9 @@ class Trainer:
             write_resolved(run_dir, job, plan)
 
         torch.manual_seed(t.seed)  # identical init on every rank (FSDP shards need it)
-        model = build_model(spec.model, data.shapes)
+        model = build_model(spec.model, data.shapes, base)
+        if ctx.is_main:
+            report_parameters(model)
         load_initial_weights(model, spec.model, base)
         set_activation_checkpointing(model, spec.model.activation_checkpointing)
         self.guard = resume_guard(spec, {k: list(v.shape) for k, v in model.state_dict().items()})
