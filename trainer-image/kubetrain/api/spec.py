@@ -33,9 +33,10 @@ _fsdp_needs_many = Rule(
 )
 _gpt_needs_tokens = Rule(
     "!has(self.model.type) || self.model.type != 'gpt' || self.dataset.type == 'text' ||"
+    " self.dataset.type == 'tokens' ||"
     " (self.dataset.type == 'synthetic' && has(self.dataset.synthetic)"
     " && self.dataset.synthetic.task == 'lm')",
-    "model gpt needs token data: dataset type text, or synthetic with task lm",
+    "model gpt needs token data: dataset type text or tokens, or synthetic with task lm",
     "model.type",
 )
 _best_needs_eval = Rule(
@@ -105,7 +106,7 @@ class TrainingJobSpec(KubeModel):
                 (
                     _gpt_needs_tokens,
                     self.model.type != "gpt"
-                    or ds.type == "text"
+                    or ds.type in ("text", "tokens")
                     or (ds.type == "synthetic" and ds.source.task == "lm"),  # type: ignore[union-attr]
                 ),
                 (
