@@ -67,6 +67,43 @@ class TextData(KubeModel):
     """Text encoding of the files."""
 
 
+class TokenPrepare(KubeModel):
+    """The raw corpus `kubetrain prepare` turns into token shards (with preprocessing.text's
+    tokenizer), streaming, on every core."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """A file or a directory of them: text (.txt), JSON Lines (.jsonl) or Parquet (.parquet). A
+    relative path is looked up next to the job file, then in the working directory."""
+    format: Literal["auto", "text", "jsonl", "parquet"] = "auto"
+    """File format; auto picks it from each file's extension."""
+    text_column: str = Field("text", min_length=1, max_length=253)
+    """The column (Parquet) or key (JSON Lines) holding each document's text. Documents are
+    joined with a blank line; text files are concatenated as they are."""
+    shard_tokens: int = Field(100_000_000, ge=1024, le=2_000_000_000)
+    """Tokens per shard file (the last shard holds the rest)."""
+    on_first_use: bool = False
+    """Prepare when `kubetrain run` finds no index.json at tokens.path (rank 0 prepares, the
+    other ranks wait), so one job file does everything; false: run `kubetrain prepare` first."""
+
+
+class TokenData(KubeModel):
+    """Pre-tokenized shards: flat little-endian uint16/uint32 files (the nanoGPT / llm.c
+    layout), memory-mapped, never read whole; windows run across shard boundaries."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """A directory holding index.json and its shards (what `kubetrain prepare` writes), an
+    index .json file, or a directory or glob (e.g. data/*.bin) of flat token files without an
+    index (then dtype and vocabSize below describe them). A relative path is looked up next to
+    the job file, then in the working directory."""
+    dtype: Literal["uint16", "uint32"] = "uint16"
+    """Token type of flat files without an index (an index names its own)."""
+    vocab_size: int | None = Field(None, ge=2, le=10_000_000)
+    """Vocabulary of flat files without an index (an index names its own); every token id
+    must be below it."""
+    prepare: TokenPrepare | None = None
+    """Where the shards come from: the raw corpus for `kubetrain prepare`."""
+
+
 class ArrayData(KubeModel):
     """NumPy arrays: an .npz with inputs and labels, or an .npy of inputs plus one of labels."""
 
@@ -137,9 +174,9 @@ class Loader(KubeModel):
     """How batches are fed to the model."""
 
     num_workers: int = Field(0, ge=0, le=64)
-    """Background loader processes per rank. Not used yet: datasets are held in memory or
-    memory-mapped and batches are gathered in the training process (the data-wait fraction in
-    the metrics shows what that costs)."""
+    """Background threads per rank that gather the next training batches while the model
+    computes (0: gathered in the training step; the data-wait fraction in the metrics shows
+    what that costs). Batches are a pure function of the step, so the result is the same."""
     pin_memory: bool = False
     """Page-lock host batches for faster copies to the GPU."""
     shuffle: bool = True
@@ -147,10 +184,10 @@ class Loader(KubeModel):
     drop_last: bool = True
     """Drop the last incomplete batch of an epoch."""
     prefetch_factor: int = Field(2, ge=1, le=64)
-    """Batches prefetched per loader worker (with numWorkers; not used yet)."""
+    """Micro-batches gathered ahead per loader worker (with numWorkers > 0)."""
 
 
-_SOURCES = ("synthetic", "tabular", "text", "arrays", "instruct")
+_SOURCES = ("synthetic", "tabular", "text", "arrays", "instruct", "tokens")
 _source = TaggedUnion("type", _SOURCES, required=_SOURCES[1:])
 
 
@@ -159,13 +196,14 @@ class Dataset(KubeModel):
 
     model_config = ConfigDict(json_schema_extra=cel_rules(*_source.rules))
 
-    type: Literal["synthetic", "tabular", "text", "arrays", "instruct"]
+    type: Literal["synthetic", "tabular", "text", "arrays", "instruct", "tokens"]
     """Which source block below is used."""
     synthetic: SyntheticData | None = None
     tabular: TabularData | None = None
     text: TextData | None = None
     arrays: ArrayData | None = None
     instruct: InstructData | None = None
+    tokens: TokenData | None = None
     split: SplitFractions = Field(default_factory=SplitFractions)
     loader: Loader = Field(default_factory=Loader)
 
@@ -175,6 +213,7 @@ class Dataset(KubeModel):
         return self
 
     @property
-    def source(self) -> SyntheticData | TabularData | TextData | ArrayData | InstructData:
+    def source(self) -> (SyntheticData | TabularData | TextData | ArrayData | InstructData
+                         | TokenData):
         """The block named by `type` (synthetic defaults apply when it is omitted)."""
         return getattr(self, self.type) or SyntheticData()

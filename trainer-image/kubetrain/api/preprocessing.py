@@ -52,16 +52,53 @@ class Cleaning(KubeModel):
     outliers: Outliers = Field(default_factory=Outliers)
 
 
+_pretrained_needs_path = Rule(
+    "self.tokenizer != 'pretrained' || has(self.tokenizerPath)",
+    "tokenizer pretrained needs tokenizerPath",
+    "tokenizerPath",
+)
+_path_needs_pretrained = Rule(
+    "!has(self.tokenizerPath) || self.tokenizer == 'pretrained'",
+    "tokenizerPath is for tokenizer pretrained",
+    "tokenizerPath",
+)
+_vocab_needs_bpe = Rule(
+    "!has(self.vocabSize) || self.tokenizer == 'bpe'",
+    "vocabSize is for tokenizer bpe (the other tokenizers' vocabularies are fixed)",
+    "vocabSize",
+)
+
+
 class TextPreprocessing(KubeModel):
     """Tokenization and sequence packing for language modelling."""
 
-    tokenizer: Literal["char", "byte"] = "char"
-    """char: one token per distinct character of the training split; byte: 256 byte tokens."""
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        _pretrained_needs_path, _path_needs_pretrained, _vocab_needs_bpe))
+
+    tokenizer: Literal["char", "byte", "bpe", "pretrained"] = "char"
+    """char: one token per distinct character of the training split; byte: 256 byte tokens;
+    bpe: a byte-level BPE (Hugging Face tokenizers) trained on the training split, once
+    (cached), saved as tokenizer.json in the run directory and with the model; pretrained: the
+    Hugging Face tokenizer.json at tokenizerPath."""
+    vocab_size: int | None = Field(None, ge=258, le=1_000_000)
+    """bpe: vocabulary size to train, with the 256 byte tokens and <|endoftext|> (default
+    4096)."""
+    tokenizer_path: str | None = Field(None, min_length=1, max_length=4096)
+    """pretrained: a tokenizer.json file or a directory holding one (a relative path is looked
+    up next to the job file, then in the working directory)."""
     seq_len: int | None = Field(None, ge=2, le=1_000_000)
     """Tokens per training sequence; defaults to the model's context length."""
     packing: bool = True
     """Windows lie back to back on a grid that each epoch shifts by an offset drawn from the
     seed, so every epoch sees other window boundaries; false keeps the boundaries fixed."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> TextPreprocessing:
+        has_path, has_vocab = self.tokenizer_path is not None, self.vocab_size is not None
+        enforce([(_pretrained_needs_path, self.tokenizer != "pretrained" or has_path),
+                 (_path_needs_pretrained, not has_path or self.tokenizer == "pretrained"),
+                 (_vocab_needs_bpe, not has_vocab or self.tokenizer == "bpe")])
+        return self
 
 
 class Augment(KubeModel):

@@ -20,6 +20,7 @@ COMMANDS = {
     "eval": ("kubetrain.cli.evaluate", "evaluate a trained run on its test split"),
     "sample": ("kubetrain.cli.sample", "generate text from a trained gpt run"),
     "export": ("kubetrain.cli.export", "write a trained model as safetensors files others load"),
+    "prepare": ("kubetrain.cli.prepare", "tokenize a job's raw corpus into token shards"),
     "crd": ("kubetrain.cli.crd", "write the TrainingJob CustomResourceDefinition"),
 }
 

@@ -19,9 +19,10 @@ from kubetrain.data.checks import (
 from kubetrain.data.instruct import build_model_tokenized, uses_model_tokenizer
 from kubetrain.data.samples import Samples, TensorSamples, TokenWindows
 from kubetrain.data.shapes import DataShapes
+from kubetrain.data.shards import ShardSet, ShardStream
 from kubetrain.data.sources import Arrays, Table, Text, TokenStream, load_source
 from kubetrain.data.splits import SplitIndices, contiguous_ranges, split_indices
-from kubetrain.data.text import cached_tokens
+from kubetrain.data.text import cached_bpe, cached_tokens
 from kubetrain.errors import InvalidJob
 from kubetrain.preprocessing.arrays import ArrayScale
 from kubetrain.preprocessing.image import ChannelStats
@@ -34,7 +35,7 @@ from kubetrain.preprocessing.state import (
 )
 from kubetrain.preprocessing.tabular import FeatureState, rows_to_keep
 from kubetrain.preprocessing.target import TargetState
-from kubetrain.preprocessing.tokenizer import Tokenizer
+from kubetrain.preprocessing.tokenizer import Tokenizer, read_tokenizer_file
 
 
 @dataclass
@@ -81,9 +82,11 @@ def build_data(spec: TrainingJobSpec, *, cache_dir: Path | None = None, base: Pa
     """Every split, preprocessed with `state` when given (resume, eval) or fitted on train."""
     if uses_model_tokenizer(spec):  # an hf model's tokenizer reads the data (data/instruct.py)
         return build_model_tokenized(spec, base, state)
+    if spec.dataset.type == "tokens":
+        return _shards(spec, cache_dir, base, state)
     raw = load_source(spec.dataset, base=base)
     if isinstance(raw, Text | TokenStream):
-        return _tokens(spec, raw, cache_dir, state)
+        return _tokens(spec, raw, cache_dir, base, state)
     if isinstance(raw, Table):
         return _table(spec, raw, _expect(state, TabularState))
     return _arrays(spec, raw, _expect(state, ArrayState))
@@ -101,20 +104,69 @@ def _expect(state: PreprocessingState | None, kind: type[S]) -> S | None:
 
 
 def _tokens(spec: TrainingJobSpec, raw: Text | TokenStream, cache_dir: Path | None,
-            state: PreprocessingState | None) -> DataBundle:
-    text_spec = spec.preprocessing.text
-    gpt = spec.model.gpt
-    seq_len = text_spec.seq_len or (gpt.context if gpt else 64)
+            base: Path | None, state: PreprocessingState | None) -> DataBundle:
     if isinstance(raw, Text):
         cut = contiguous_ranges(len(raw.text), spec.dataset.split)
         text_state = _expect(state, TextState) or TextState(
-            Tokenizer.fit(text_spec.tokenizer, raw.text[cut[0]], raw.text))
+            _fit_tokenizer(spec, raw.text[cut[0]], raw.text, cache_dir, base))
         tokens = cached_tokens(raw.text, text_state.tokenizer, cache_dir)
         vocab = text_state.tokenizer.vocab_size
         state = text_state
     else:
         tokens, vocab = raw.tokens, raw.vocab_size
         state = _expect(state, TokensState) or TokensState(vocab)
+    return _windows(spec, tokens, vocab, state)
+
+
+def _fit_tokenizer(spec: TrainingJobSpec, train_text: str, full_text: str,
+                   cache_dir: Path | None, base: Path | None) -> Tokenizer:
+    """preprocessing.text's tokenizer, fitted on the training text only (bpe: trained once and
+    cached in the run directory)."""
+    text_spec = spec.preprocessing.text
+    if text_spec.tokenizer == "bpe":
+        return cached_bpe(train_text, text_spec.vocab_size, cache_dir)
+    if text_spec.tokenizer == "pretrained":
+        return _pretrained(spec, base)
+    return Tokenizer.fit(text_spec.tokenizer, train_text, full_text)
+
+
+def _pretrained(spec: TrainingJobSpec, base: Path | None) -> Tokenizer:
+    from kubetrain.data.uri import local_path
+
+    where = spec.preprocessing.text.tokenizer_path
+    assert where is not None
+    return Tokenizer("pretrained", hf_json=read_tokenizer_file(local_path(where, base=base),
+                                                               where))
+
+
+def _shards(spec: TrainingJobSpec, cache_dir: Path | None, base: Path | None,
+            state: PreprocessingState | None) -> DataBundle:
+    """Token shards (memory-mapped), prepared first when prepare.onFirstUse says so. The
+    tokenizer is the index's (else a pretrained one of the spec, for decoding)."""
+    src = spec.dataset.tokens
+    assert src is not None
+    if src.prepare is not None and src.prepare.on_first_use:
+        from kubetrain.data.prepare import ensure_prepared
+
+        ensure_prepared(src, spec.preprocessing.text, spec.dataset.split, base)
+    shards = load_source(spec.dataset, base=base)
+    assert isinstance(shards, ShardSet)
+    tok = shards.tokenizer
+    if tok is None and spec.preprocessing.text.tokenizer == "pretrained":
+        tok = _pretrained(spec, base)
+    found: PreprocessingState = TextState(tok) if tok is not None else TokensState(
+        shards.vocab_size)
+    if state is not None and state != found:
+        raise InvalidJob(f"{src.path}: the shards' tokenizer differs from the one this run was"
+                         " trained with (were they prepared again?); use a new run directory")
+    return _windows(spec, shards.stream(), shards.vocab_size, found)
+
+
+def _windows(spec: TrainingJobSpec, tokens: np.ndarray | ShardStream, vocab: int,
+             state: PreprocessingState) -> DataBundle:
+    text_spec = spec.preprocessing.text
+    gpt = spec.model.gpt
+    seq_len = text_spec.seq_len or (gpt.context if gpt else 64)
     train_r, val_r, test_r = contiguous_ranges(len(tokens), spec.dataset.split)
     need = 2 * (seq_len + 1)
     if train_r.stop - train_r.start < need:
@@ -127,9 +179,9 @@ def _tokens(spec: TrainingJobSpec, raw: Text | TokenStream, cache_dir: Path | No
                          f" the context ({seq_len} + 1 tokens); raise split.val or shorten it")
     seed = spec.training.seed
     return DataBundle(
-        TokenWindows(tokens[train_r], seq_len, text_spec.packing, seed),
-        TokenWindows(tokens[val_r], seq_len),
-        TokenWindows(tokens[test_r], seq_len),
+        TokenWindows(tokens[train_r], seq_len, text_spec.packing, seed),  # type: ignore[arg-type]
+        TokenWindows(tokens[val_r], seq_len),  # type: ignore[arg-type]
+        TokenWindows(tokens[test_r], seq_len),  # type: ignore[arg-type]
         DataShapes("lm", (seq_len,), vocab, seq_len),
         state,
     )

@@ -61,3 +61,21 @@ def _permutation(order: BatchOrder, epoch: int) -> np.ndarray:
         p = np.asarray(order.weights, dtype=np.float64)
         return rng.choice(order.n, size=order.n, replace=True, p=p / p.sum())
     return rng.permutation(order.n) if order.shuffle else np.arange(order.n)
+
+
+def locate(order: BatchOrder, idx: np.ndarray, epoch: int, rank: int, world: int,
+           micro: int) -> tuple[int, int] | None:
+    """(step, micro-batch number) of this rank whose samples are `idx` in `epoch`, or None."""
+    if len(idx) == 0 or order.steps_per_epoch == 0:
+        return None
+    perm = _permutation(order, epoch)
+    per_rank = order.global_batch // world
+    for pos in np.flatnonzero(perm == idx[0]):
+        within, offset = divmod(int(pos), order.global_batch)
+        if offset // per_rank != rank or within >= order.steps_per_epoch:
+            continue
+        step = epoch * order.steps_per_epoch + within
+        for k, mb in enumerate(order.rank_micro_batches(step, rank, world, micro)):
+            if np.array_equal(mb, idx):
+                return step, k
+    return None

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from kubetrain.api.data import ArrayData, Dataset, SyntheticData, TabularData, TextData
+from kubetrain.api.data import (
+    ArrayData,
+    Dataset,
+    SyntheticData,
+    TabularData,
+    TextData,
+    TokenData,
+)
 from kubetrain.api.errors import suggest
 from kubetrain.data import checks
+from kubetrain.data.shards import ShardSet
 from kubetrain.data.uri import local_path
 from kubetrain.errors import InvalidJob
 
@@ -67,7 +75,7 @@ class TokenStream:
     vocab_size: int
 
 
-RawData = Table | Arrays | Text | TokenStream
+RawData = Table | Arrays | Text | TokenStream | ShardSet
 
 
 def load_source(dataset: Dataset, *, base: Path | None = None) -> RawData:
@@ -79,6 +87,10 @@ def load_source(dataset: Dataset, *, base: Path | None = None) -> RawData:
         return read_table(src, base=base)
     if isinstance(src, TextData):
         return read_text(src, base=base)
+    if isinstance(src, TokenData):
+        from kubetrain.data.shards import read_shards
+
+        return read_shards(src.path, src.dtype, src.vocab_size, base)
     return read_arrays(src, base=base)
 
 

@@ -39,12 +39,18 @@ def loop_parts(job: TrainingJob, data: DataBundle, model: torch.nn.Module,
     loader = spec.dataset.loader
     order = BatchOrder(len(data.train), plan.global_batch_size, spec.training.seed,
                        loader.shuffle, loader.drop_last, order_weights)
+    train = data.train
+    if loader.num_workers > 0:
+        from kubetrain.data.prefetch import Prefetched
+
+        train = Prefetched(train, order, ctx.rank, ctx.world, plan.micro_batch_size,
+                           loader.num_workers, loader.prefetch_factor)  # type: ignore[assignment]
     aug = spec.preprocessing.image.augment
     peak = None
     if ctx.device.type == "cuda":
         name = torch.cuda.get_device_name(ctx.device)
         peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-    return Parts(model, optimizer, schedule, loss_fn, data.train, data.val, order, task,
+    return Parts(model, optimizer, schedule, loss_fn, train, data.val, order, task,
                  data.shapes.num_outputs, data.target_scale, scaler,
                  aug if augmenting(aug) and len(data.shapes.input_shape) == 3 else None,
                  flops, peak)

@@ -18,6 +18,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.plan import resolve_plan
 from kubetrain.api.status import CheckpointRef, Plan
 from kubetrain.data.build import build_data
+from kubetrain.data.text import write_tokenizer_file
 from kubetrain.errors import InvalidJob
 from kubetrain.exitcodes import ExitCode
 from kubetrain.models.registry import (
@@ -107,12 +108,13 @@ class Trainer:
                              f" the training split ({len(data.train)} samples)")
         if ctx.is_main:
             write_resolved(run_dir, job, plan)
+            write_tokenizer_file(run_dir, getattr(data.state, "tokenizer", None))
 
         torch.manual_seed(t.seed)  # identical init on every rank (FSDP shards need it)
         model = build_model(spec.model, data.shapes, base)
+        load_initial_weights(model, spec.model, base)
         if ctx.is_main:
             report_parameters(model)
-        load_initial_weights(model, spec.model, base)
         set_activation_checkpointing(model, spec.model.activation_checkpointing)
         self.guard = resume_guard(spec, {k: list(v.shape) for k, v in model.state_dict().items()})
         model.to(ctx.device)
@@ -202,8 +204,9 @@ class Trainer:
                 summary = {"steps": outcome.step, "reason": outcome.reason,
                            "base": str(self.base or ""), "valLoss": p.val_loss,
                            "metrics": p.metrics}
-                save_final_model(self.run_dir, self.job, weights, self.data.state.to_dict(),
-                                 self.data.shapes, summary)
+                out = save_final_model(self.run_dir, self.job, weights,
+                                       self.data.state.to_dict(), self.data.shapes, summary)
+                write_tokenizer_file(out, getattr(self.data.state, "tokenizer", None))
         barrier(self.ctx)
         self.reporter.finish(self.loop.state.step)
         return ExitCode.INTERRUPTED if outcome.reason == "interrupted" else ExitCode.SUCCEEDED
