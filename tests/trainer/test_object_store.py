@@ -235,3 +235,9 @@ def test_bad_buckets_exit_2_with_one_line(s3: S3Server, tmp_path: Path) -> None:
                   **{**env, "AWS_SECRET_ACCESS_KEY": "wrong-secret"})
     assert r.returncode == 2, r.stderr
     assert "access denied" in r.stderr
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/ckpt", "https://example.com/ckpt"])
+def test_checkpoints_are_written_to_s3_only(url: str) -> None:
+    with pytest.raises(InvalidJob, match=r"spec.checkpoint.path: .*can be written to s3://"):
+        Checkpointer(url, keep_last=2, ctx=DistContext())

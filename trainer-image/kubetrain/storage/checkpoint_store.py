@@ -157,7 +157,7 @@ class BucketStore:
             self.fs.pipe_file(url, b"kubetrain")
             self.fs.rm_file(url)
         except Exception as e:
-            raise invalid(e, url, "spec.checkpoint.path") from e
+            raise invalid(e, url, "spec.checkpoint.path") from None
 
     def begin(self, name: str, is_main: bool) -> Path:
         if is_main:  # a crashed upload of the same name, or the checkpoint being replaced
@@ -188,7 +188,7 @@ class BucketStore:
                         out.flush()
                         os.kill(os.getpid(), signal.SIGKILL)
         except Exception as e:
-            raise invalid(e, url) from e
+            raise invalid(e, url) from None
         return {"size": size, "sha256": h.hexdigest()}
 
     def commit(self, tmp: Path, name: str, manifest: bytes) -> None:
@@ -196,7 +196,7 @@ class BucketStore:
         try:
             self.fs.pipe_file(url, manifest)
         except Exception as e:
-            raise invalid(e, url) from e
+            raise invalid(e, url) from None
 
     def discard(self, tmp: Path, is_main: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,7 +211,7 @@ class BucketStore:
         except FileNotFoundError:
             return []  # nothing saved yet (or a missing bucket: the first upload says which)
         except Exception as e:
-            raise invalid(e, self.root) from e
+            raise invalid(e, self.root) from None
 
     def published(self, prefix: str) -> list[str]:
         """Prefixes named `prefix…` that hold a manifest (not verified)."""
@@ -299,7 +299,7 @@ def _get(url: str, out: Path) -> bool:
         return False
     except Exception as e:
         out.unlink(missing_ok=True)
-        raise invalid(e, url) from e
+        raise invalid(e, url) from None
     return True
 
 

@@ -1,11 +1,16 @@
 """Object-store locations through fsspec, with obstore (Rust `object_store`) as the backend.
 
-s3://, gs://, http:// and https:// URLs are read (s3:// also written) through
-`obstore.fsspec.FsspecStore`. Credentials and endpoints come from the environment, as every
-S3 tool reads them: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
-(or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for an S3-compatible server
-(MinIO, Ceph, R2...); for gs://, GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT_PATH.
-In a cluster, set them from a Secret through spec.template.env (valueFrom.secretKeyRef).
+s3://, gs://, http:// and https:// URLs are listed and written (s3:// only) through
+`obstore.fsspec.FsspecStore`; objects are read by one streamed GET and probed by HEAD through
+obstore's own API under the same configuration (its fsspec files read by range requests and
+probe missing paths by listing, which a plain web server does not support).
+
+Credentials and endpoints come from the environment, as every S3 tool reads them:
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION),
+AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for an S3-compatible server (MinIO, Ceph, R2...); for
+gs://, what object_store's GCS client reads (GOOGLE_SERVICE_ACCOUNT and its _PATH / _KEY forms,
+GOOGLE_APPLICATION_CREDENTIALS). In a cluster, set them from a Secret through
+spec.template.env (valueFrom.secretKeyRef).
 """
 
 from __future__ import annotations
@@ -154,7 +159,8 @@ def _reason(text: str) -> str:
 
 
 def invalid(e: BaseException, url: str, field: str = "") -> BaseException:
-    """InvalidJob (exit 2) when `describe` names the error, else the error itself."""
+    """InvalidJob (exit 2) when `describe` names the error, else the error itself (raise it
+    `from None`: either way the one line, or the original error, is what the user sees)."""
     line = describe(e, url)
     if line is None:
         return e
