@@ -19,6 +19,12 @@ echo "== minio: $KUBETRAIN_MINIO"
 
 bash hack/test-deps.sh  # system packages the tests need (lua5.4; the real node's: hack/node/install.sh)
 
+# Kueue for the admission tests (the manager and its CRDs, built once from its Go module, cached).
+t0=$SECONDS
+KUBETRAIN_KUEUE=$(hack/kueue/build.sh)
+export KUBETRAIN_KUEUE
+echo "== kueue: $KUBETRAIN_KUEUE ($((SECONDS - t0)) s)"
+
 # The real node of tests/e2e: kubelet, kube-proxy, kube-scheduler, CoreDNS (cached by key) and
 # the images (cached by content; a changed source rebuilds its image's last layer only).
 t0=$SECONDS

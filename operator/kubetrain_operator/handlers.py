@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kubetrain.api.job import GROUP, PLURAL, VERSION
+from kubetrain_operator.kueue import KUEUE_GROUP
 from kubetrain_operator.names import LABEL_JOB
 from kubetrain_operator.reconcile import Key, Reconciler
 from kubetrain_operator.workqueue import WorkQueue
@@ -120,6 +121,13 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "pods", labels={LABEL_JOB: kopf.PRESENT}, registry=registry)
     async def pod_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        controller.pod_event((namespace, labels[LABEL_JOB]))
+
+    # A job's Kueue Workload (admitted, evicted) wakes the job's reconcile. Where Kueue is not
+    # installed kopf finds no such resource and watches nothing.
+    @kopf.on.event(KUEUE_GROUP, "v1beta1", "workloads", labels={LABEL_JOB: kopf.PRESENT},
+                   registry=registry)  # fmt: skip
+    async def workload_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
         controller.pod_event((namespace, labels[LABEL_JOB]))
 
     return registry

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.job import KIND, PLURAL
 from kubetrain_operator.decision import Event, PodRef
+from kubetrain_operator.kueue import KUEUE_API
 from kubetrain_operator.names import FIELD_MANAGER, selector
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,44 @@ class Kube:
         except ApiException as e:
             if e.status not in (404, 409):  # gone already, or a newer object of that name
                 raise
+
+    # -- Kueue (jobs with a queueName) ---------------------------------------------
+
+    def workload_path(self, namespace: str, name: str) -> str:
+        return f"/apis/{KUEUE_API}/namespaces/{namespace}/workloads/{name}"
+
+    def get_workload(self, namespace: str, name: str) -> Obj | None:
+        return self._get_or_none(self.workload_path(namespace, name))
+
+    def apply_workload(self, workload: Obj) -> Obj:
+        """Server-side apply of a job's Workload (its spec; Kueue owns the status)."""
+        meta = workload["metadata"]
+        return self._call(
+            "PATCH", self.workload_path(meta["namespace"], meta["name"]), workload,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+    def patch_workload_status(self, namespace: str, name: str, patch: Obj) -> None:
+        """Merge patch of a Workload's status; its resourceVersion makes a stale one fail."""
+        self._call(
+            "PATCH", self.workload_path(namespace, name) + "/status", patch,
+            content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+    def get_resource_flavor(self, name: str) -> Obj | None:
+        return self._get_or_none(f"/apis/{KUEUE_API}/resourceflavors/{name}")
+
+    def get_priority_class(self, name: str) -> Obj | None:
+        return self._get_or_none(f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+
+    def _get_or_none(self, path: str) -> Obj | None:
+        try:
+            return self._call("GET", path)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
 
     # -- events ---------------------------------------------------------------------
 

@@ -20,9 +20,11 @@ from kubetrain_operator import validation
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState
 from kubetrain_operator.kube import Kube
+from kubetrain_operator.kueue import Placement, place
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.names import JobMeta
 from kubetrain_operator.observe import observe_pod
+from kubetrain_operator.queueing import Gate
 from kubetrain_operator.render import render_children, render_worker_pod
 from kubetrain_operator.status import decide, invalid
 from kubetrain_operator.status_patch import status_patch
@@ -40,6 +42,7 @@ class Reconciler:
         self, kube: Kube, metrics: Metrics, clock: Callable[[], datetime] = _now
     ) -> None:
         self.kube, self.metrics, self.clock = kube, metrics, clock
+        self.gate = Gate(kube, clock)  # Kueue admission of jobs with a queueName
         # (uid, generation) whose children were applied: unchanged specs are not re-sent.
         self._applied: dict[Key, tuple[str, int]] = {}
 
@@ -98,15 +101,26 @@ class Reconciler:
                 self.kube.apply(child)
             self._applied[key] = (meta.uid, meta.generation)
         job = JobState(meta.name, meta.generation, spec, status, meta.uid)
-        decision = decide(job, pods, now)
+        queued = spec.queue_name and not spec.run_policy.suspend and not (
+            status.phase and status.phase.finished
+        )
+        verdict = self.gate.check(meta, spec, job, pods) if queued else None
+        if verdict is not None and verdict.hold is not None:
+            return self._act(obj, meta, job, verdict.hold)
+        decision = decide(verdict.job if verdict else job, pods, now)
+        if spec.queue_name:
+            self.gate.finish(meta, decision)
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
         with contextlib.suppress(InvalidJob):  # validation reported it already
             decision.status.plan = resolve_plan(spec)
-        return self._act(obj, meta, job, decision)
+        return self._act(obj, meta, job, decision, verdict.placement if verdict else None)
 
-    def _act(self, obj: dict[str, Any], meta: JobMeta, job: JobState, d: Decision) -> float | None:
+    def _act(
+        self, obj: dict[str, Any], meta: JobMeta, job: JobState, d: Decision,
+        placement: Placement | None = None,
+    ) -> float | None:  # fmt: skip
         ns = meta.namespace
         for ref in d.delete:
             self.kube.delete_pod(ns, ref)
@@ -118,7 +132,8 @@ class Reconciler:
             generation = d.status.restarts
             try:
                 for index in d.create:
-                    self.kube.apply(render_worker_pod(meta, job.spec, index, generation))
+                    pod = render_worker_pod(meta, job.spec, index, generation)
+                    self.kube.apply(place(pod, placement) if placement else pod)
             except ApiException as e:
                 if e.status not in (400, 422):
                     raise

@@ -84,7 +84,8 @@ class TrainingJobSpec(KubeModel):
     resources: Resources = Field(default_factory=Resources)
     template: PodOverrides = Field(default_factory=PodOverrides)
     queue_name: str | None = Field(None, max_length=253)
-    """Kueue LocalQueue; the job is created suspended and admitted by Kueue."""
+    """Kueue LocalQueue: the job waits (phase Queued, no pods) until Kueue admits its Workload;
+    an eviction by Kueue requeues it without using maxRestarts (docs/cluster.md, Kueue)."""
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
 
     @model_validator(mode="after")

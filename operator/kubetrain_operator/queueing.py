@@ -1,0 +1,88 @@
+"""The Kueue gate of one reconcile: the job's Workload is made to exist, and what Kueue says
+about it decides whether the state machine runs (admitted) or the job is held (Queued)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain_operator import kueue
+from kubetrain_operator.decision import Decision, JobState
+from kubetrain_operator.kube import Kube
+from kubetrain_operator.names import JobMeta
+from kubetrain_operator.observe import ObservedPod
+from kubetrain_operator.render import render_worker_pod
+
+# While held, look again at least this often (Workload and pod events come first).
+HOLD_RESYNC_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Either `hold` (apply it and stop) or the job to run with `placement` for its pods."""
+
+    hold: Decision | None
+    job: JobState
+    placement: kueue.Placement | None = None
+
+
+class Gate:
+    def __init__(self, kube: Kube, clock: Callable[[], datetime]) -> None:
+        self.kube, self.clock = kube, clock
+
+    def check(
+        self, meta: JobMeta, spec: TrainingJobSpec, job: JobState, pods: list[ObservedPod]
+    ) -> Verdict:
+        """Create or update the Workload; admitted → run it where the flavors say, evicted →
+        stop the pods and, once they are gone, give the quota back; else hold."""
+        now = self.clock()
+        name = kueue.workload_name(meta)
+        workload = self.kube.get_workload(meta.namespace, name)
+        admission = kueue.read_admission(workload)
+        if not admission.reserved:
+            wanted = kueue.render_workload(
+                meta, spec, render_worker_pod(meta, spec, 0, job.status.restarts),
+                self._priority(spec),
+            )  # fmt: skip
+            # Kueue allows no change to a Workload that holds quota; a waiting one follows
+            # the spec (nodes, resources, queue).
+            if workload is None or not kueue.same_request(workload, wanted):
+                workload = self.kube.apply_workload(wanted)
+                admission = kueue.read_admission(workload)
+        if admission.state == "admitted":
+            names = sorted(set(admission.flavors.values()))
+            flavors = [self.kube.get_resource_flavor(n) for n in names]
+            where = kueue.placement([f for f in flavors if f is not None])
+            return Verdict(None, kueue.admitted(job, admission, now), where)
+        decision = kueue.hold(job, pods, admission, now)
+        if admission.state == "evicted" and not pods and workload is not None:
+            # Every worker has stopped (and checkpointed): the quota goes back to Kueue.
+            self.kube.patch_workload_status(
+                meta.namespace, name, kueue.release_patch(workload, now)
+            )
+        decision.requeue(HOLD_RESYNC_SECONDS)
+        return Verdict(decision, job)
+
+    def finish(self, meta: JobMeta, decision: Decision) -> None:
+        """A finished job's Workload is marked Finished: Kueue releases its quota."""
+        phase = decision.status.phase
+        if phase is None or not phase.finished:
+            return
+        name = kueue.workload_name(meta)
+        workload = self.kube.get_workload(meta.namespace, name)
+        if workload is None or kueue.read_admission(workload).state == "finished":
+            return
+        patch = kueue.finished_patch(
+            workload, phase == "Succeeded", decision.status.message or "", self.clock()
+        )
+        self.kube.patch_workload_status(meta.namespace, name, patch)
+
+    def _priority(self, spec: TrainingJobSpec) -> int | None:
+        """The value of the pods' PriorityClass (Kueue orders and preempts by it)."""
+        name = spec.template.priority_class_name
+        if not name:
+            return None
+        found = self.kube.get_priority_class(name)
+        return int(found.get("value", 0)) if found else 0

@@ -1,0 +1,206 @@
+"""Kueue admission against real Kueue (built from its Go module) and the real API server: a job
+with a queueName waits in Queued until its Workload is admitted; quota for one job holds the
+second back; a higher-priority job preempts a running one, which checkpoints on SIGTERM, goes
+back to the queue without using its restart budget and resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from operator_helpers import Jobs, Operator, standin_job, until
+
+from kubetrain_testenv import ControlPlane
+from kubetrain_testenv.kueue import Kueue
+
+pytestmark = pytest.mark.timeout(300)
+KUEUE = "kueue.x-k8s.io"
+
+
+@pytest.fixture(scope="module")
+def kueue(kubetrain_installed: ControlPlane) -> Iterator[Kueue]:
+    k = Kueue(kubetrain_installed).start()
+    yield k
+    k.stop()
+
+
+class Queues:
+    """A ResourceFlavor, a ClusterQueue with `cpu` of quota and a LocalQueue in the namespace;
+    removed afterwards (the first two are cluster-scoped)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.scheduling = client.SchedulingV1Api(api)
+        self.namespace = namespace
+        self.tag = secrets.token_hex(3)
+        self.flavor, self.cluster_queue = f"kt-{self.tag}", f"kt-{self.tag}"
+        self.local_queue = "team"
+        self.priority_classes: list[str] = []
+
+    def create(self, cpu: str, node_labels: dict[str, str] | None = None) -> None:
+        flavor: dict[str, Any] = {"apiVersion": f"{KUEUE}/v1beta1", "kind": "ResourceFlavor",
+                                  "metadata": {"name": self.flavor}, "spec": {}}  # fmt: skip
+        if node_labels:
+            flavor["spec"]["nodeLabels"] = node_labels
+        self.custom.create_cluster_custom_object(KUEUE, "v1beta1", "resourceflavors", flavor)
+        cq = {
+            "apiVersion": f"{KUEUE}/v1beta1", "kind": "ClusterQueue",
+            "metadata": {"name": self.cluster_queue},
+            "spec": {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
+                },
+                "preemption": {"withinClusterQueue": "LowerPriority"},
+                "resourceGroups": [{
+                    "coveredResources": ["cpu", "memory"],
+                    "flavors": [{"name": self.flavor, "resources": [
+                        {"name": "cpu", "nominalQuota": cpu},
+                        {"name": "memory", "nominalQuota": "64Gi"},
+                    ]}],
+                }],
+            },
+        }  # fmt: skip
+        self.custom.create_cluster_custom_object(KUEUE, "v1beta1", "clusterqueues", cq)
+        lq = {"apiVersion": f"{KUEUE}/v1beta1", "kind": "LocalQueue",
+              "metadata": {"name": self.local_queue, "namespace": self.namespace},
+              "spec": {"clusterQueue": self.cluster_queue}}  # fmt: skip
+        self.custom.create_namespaced_custom_object(
+            KUEUE, "v1beta1", self.namespace, "localqueues", lq
+        )
+
+    def priority_class(self, value: int) -> str:
+        name = f"kt-{self.tag}-{value}"
+        self.scheduling.create_priority_class({"metadata": {"name": name}, "value": value})
+        self.priority_classes.append(name)
+        return name
+
+    def workloads(self) -> list[dict[str, Any]]:
+        return self.custom.list_namespaced_custom_object(
+            KUEUE, "v1beta1", self.namespace, "workloads"
+        )["items"]
+
+    def workload_of(self, job: str) -> dict[str, Any] | None:
+        mine = [w for w in self.workloads()
+                if w["metadata"]["labels"].get("kubetrain.io/job-name") == job]  # fmt: skip
+        return mine[0] if mine else None
+
+    def delete(self) -> None:
+        for plural, name in (("clusterqueues", self.cluster_queue),
+                             ("resourceflavors", self.flavor)):  # fmt: skip
+            with contextlib.suppress(ApiException):
+                self.custom.delete_cluster_custom_object(KUEUE, "v1beta1", plural, name)
+        for name in self.priority_classes:
+            self.scheduling.delete_priority_class(name)
+
+
+@pytest.fixture
+def queues(
+    kueue: Kueue, api_client: client.ApiClient, namespace: str
+) -> Iterator[Queues]:  # fmt: skip
+    q = Queues(api_client, namespace)
+    yield q
+    q.delete()
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+def workload_condition(workload: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    return condition((workload or {}).get("status") or {}, type_)
+
+
+def test_quota_for_one_job_holds_the_second_in_the_queue(
+    operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
+):
+    # Each job: 2 workers × 400m; quota 1 CPU fits one job, never two.
+    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "testenv-node"})
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    jobs.create(standin_job("first", tmp_path / "first", "ok", "200", queueName="team"))
+    jobs.wait_phase("first", "Running", 90)
+    jobs.create(standin_job("second", tmp_path / "second", "ok", "40", queueName="team"))
+
+    # The second is held: Queued with Kueue's reason, no pods, its Workload not admitted.
+    status = jobs.wait_phase("second", "Queued", 60)
+    until(lambda: workload_condition(queues.workload_of("second"), "QuotaReserved").get(
+        "reason") == "Pending", 30, "Kueue to say why the second job waits")  # fmt: skip
+    status = until(lambda: (s := jobs.status("second")).get("reason") == "Pending" and s, 30,
+                   "the job to carry Kueue's reason")  # fmt: skip
+    admitted = condition(status, "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("False", "Pending")
+    assert "insufficient unused quota" in admitted["message"].lower(), admitted
+    assert jobs.pods("second") == []
+    assert "startTime" not in status or status["startTime"] is None
+
+    # The first runs on the admitted flavor's nodes and holds the quota.
+    first_pods = jobs.pods("first")
+    assert {p.spec.node_selector.get("kubernetes.io/hostname") for p in first_pods} == {
+        "testenv-node"
+    }
+    first = queues.workload_of("first")
+    assert workload_condition(first, "Admitted")["status"] == "True"
+    assert first["spec"]["podSets"][0]["count"] == 2
+    assert first["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
+
+    # The first finishes: its Workload is Finished, the quota goes to the second.
+    jobs.wait_phase("first", "Succeeded", 120)
+    until(lambda: workload_condition(queues.workload_of("first"), "Finished").get("status")
+          == "True", 30, "the first Workload to be Finished")  # fmt: skip
+    status = jobs.wait_phase("second", "Succeeded", 120)
+    assert condition(status, "Admitted")["status"] == "True"
+    assert status["restarts"] == 0
+    assert status["progress"]["step"] == 40
+
+
+def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
+    operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
+):
+    queues.create(cpu="1")
+    low, high = queues.priority_class(100), queues.priority_class(10_000)
+    for name in ("low", "high"):
+        (tmp_path / name).mkdir()
+    policy = {"maxRestarts": 0}  # one restart counted would fail the job
+    jobs.create(standin_job("low", tmp_path / "low", "ok", "600", queueName="team",
+                            runPolicy=policy, template={"priorityClassName": low}))  # fmt: skip
+    jobs.wait_phase("low", "Running", 90)
+    checkpoint = until(
+        lambda: ((jobs.status("low").get("progress") or {}).get("lastCheckpoint") or {}).get(
+            "step"), 60, "a first checkpoint of the low-priority job")  # fmt: skip
+    assert queues.workload_of("low")["spec"]["priority"] == 100
+
+    phases: list[tuple[str, str]] = []
+    steps: list[tuple[str, int]] = []  # (phase, progress step) as polled
+
+    def seen(status: dict[str, Any]) -> None:
+        entry = (status.get("phase", ""), status.get("reason", ""))
+        if not phases or phases[-1] != entry:
+            phases.append(entry)
+        steps.append((entry[0], int((status.get("progress") or {}).get("step") or 0)))
+
+    jobs.create(standin_job("high", tmp_path / "high", "ok", "40", queueName="team",
+                            template={"priorityClassName": high}))  # fmt: skip
+    # Kueue preempts the low job: it is stopped cooperatively and goes back to the queue.
+    jobs.wait_phase("low", "Queued", 60, seen=seen)
+    jobs.wait_phase("high", "Succeeded", 120)
+    status = jobs.wait_phase("low", "Succeeded", 180, seen=seen)
+
+    assert ("Queued", "Preempted") in phases, phases
+    assert status["restarts"] == 0, status  # the budget (maxRestarts 0) is untouched
+    assert status["progress"]["step"] == 600
+    events = {e.reason for e in jobs.events("low")}
+    assert "Preempted" in events, events
+    # Resumed from the checkpoint: once back from the queue, no step before the checkpoint
+    # the job had when it was preempted is ever reported again (a fresh start would be).
+    queued_at = next(i for i, (phase, _) in enumerate(steps) if phase == "Queued")
+    before = max(step for _, step in steps[:queued_at])
+    after = [step for phase, step in steps[queued_at:] if phase != "Queued" and step]
+    assert after and min(after) >= (before // 10) * 10 >= checkpoint, (before, after[:5])
+    requeued = workload_condition(queues.workload_of("low"), "Requeued")
+    assert (requeued.get("status"), requeued.get("reason")) == ("True", "Preempted"), requeued
