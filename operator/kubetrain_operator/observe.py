@@ -131,8 +131,9 @@ def _last_line(text: str, limit: int = 1024) -> str:
     return chosen[:limit]
 
 
-def worker_failure(pod: ObservedPod) -> Failure | None:
-    """The failure a pod shows, or None while it runs, waits or has succeeded."""
+def worker_failure(pod: ObservedPod, fail_codes: frozenset[int] = frozenset()) -> Failure | None:
+    """The failure a pod shows, or None while it runs, waits or has succeeded; `fail_codes`
+    (runPolicy.failOnExitCodes) fail the job at once."""
     if pod.phase == "Unknown":
         return Failure(Reason.NODE_LOST, f"{pod.name}: its node stopped reporting", True, True)
     if pod.phase != "Failed" and not (pod.exit_code not in (None, 0)):
@@ -146,6 +147,10 @@ def worker_failure(pod: ObservedPod) -> Failure | None:
         return Failure(Reason.DIVERGED, detail or f"{pod.name}: the loss diverged", False)
     if pod.disruption is not None:
         return disrupted(pod)
+    if code in fail_codes:
+        detail = _last_line(pod.exit_message)
+        message = f"{pod.name} exited with code {code} (runPolicy.failOnExitCodes)"
+        return Failure(Reason.EXIT_CODE_RULE, message + (f": {detail}" if detail else ""), False)
     if code is None:
         reason = pod.pod_reason or Reason.WORKER_FAILED
         return Failure(reason, f"{pod.name}: {pod.pod_message or reason}", True,

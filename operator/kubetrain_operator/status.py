@@ -229,11 +229,12 @@ class _Machine:
 
     def _failure(self) -> Failure | None:
         """What ends the current generation, if anything: the trainer's own verdict (invalid
-        data, divergence) first; then a disruption of any worker, since the failures of its
-        peers (a broken collective) follow from it; then the first failure by index; then
-        pods gone; then a stall."""
+        data, divergence) or a code of runPolicy.failOnExitCodes first; then a disruption of
+        any worker, since the failures of its peers (a broken collective) follow from it; then
+        the first failure by index; then pods gone; then a stall."""
+        codes = frozenset(self.spec.run_policy.fail_on_exit_codes)
         failures = [f for p in sorted(self.current, key=lambda p: p.index)
-                    if (f := worker_failure(p)) is not None]  # fmt: skip
+                    if (f := worker_failure(p, codes)) is not None]  # fmt: skip
         for wanted in (lambda f: not f.retryable, lambda f: f.disruption, lambda f: True):
             found = next((f for f in failures if wanted(f)), None)
             if found is not None:

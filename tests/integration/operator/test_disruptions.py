@@ -4,6 +4,8 @@ ServiceAccount runs the pods and may report this job's progress only."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,24 @@ def test_another_jobs_account_is_refused_by_the_api_server(
         jobs.create(job)
     assert e.value.status == 422
     assert "per-job accounts of kubetrain" in e.value.body
+
+
+def test_a_listed_exit_code_fails_the_job_at_once(operator: Operator, jobs: Jobs, tmp_path: Path):
+    job = standin_job("listed", tmp_path, "ok", "1", runPolicy={"failOnExitCodes": [42]})
+    command = [sys.executable, "-c", "import sys; sys.exit(42)"]
+    job["metadata"]["annotations"]["kubetrain.io/command"] = json.dumps(command)
+    jobs.create(job)
+
+    status = jobs.wait_phase("listed", "Failed", 60)
+
+    assert (status["reason"], status["restarts"]) == ("ExitCodeRule", 0)
+    assert "exited with code 42 (runPolicy.failOnExitCodes)" in status["message"]
+
+
+def test_exit_code_75_is_refused_as_a_failure_rule(
+    kubetrain_installed: ControlPlane, jobs: Jobs, tmp_path: Path
+):
+    with pytest.raises(ApiException) as e:
+        jobs.create(standin_job("rule75", tmp_path, "ok", "1",
+                                runPolicy={"failOnExitCodes": [1, 75]}))  # fmt: skip
+    assert e.value.status == 422 and "75 is the trainer's stop after SIGTERM" in e.value.body

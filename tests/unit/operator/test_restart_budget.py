@@ -301,3 +301,32 @@ def test_nodes_outside_the_elastic_bounds_are_refused(parallelism: dict):
 
     with pytest.raises(ValidationError, match="nodes must lie within minNodes and maxNodes"):
         spec(parallelism={**parallelism, "procsPerNode": 1})
+
+
+@pytest.mark.parametrize(
+    ("pods", "expected"),
+    [
+        ([pod(0, "Failed", exit_code=42, exit_message="CUDA error: bad card\n"), pod(1)],
+         ("Failed", "ExitCodeRule",
+          "demo-worker-0 exited with code 42 (runPolicy.failOnExitCodes): CUDA error: bad card")),
+        # Not listed: a failure that restarts.
+        ([pod(0, "Failed", exit_code=1), pod(1)],
+         ("Restarting", "WorkerCrashed", "demo-worker-0 exited with code 1")),
+        # Preempted: a disruption whatever the code.
+        ([pod(0, "Failed", exit_code=42, disruption=PREEMPTED), pod(1)],
+         ("Restarting", "PreemptionByScheduler", "demo-worker-0: " + PREEMPTED[1])),
+    ],
+)
+def test_exit_codes_listed_fail_the_job_at_once(pods: list[ObservedPod], expected: tuple):
+    state = job("Running", spec(runPolicy={"failOnExitCodes": [42, 43]}), conditions=RUNNING)
+
+    s = decide(state, pods, NOW).status
+
+    assert (s.phase, s.reason, s.message) == expected
+
+
+def test_exit_code_75_cannot_be_a_failure_rule():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="75 is the trainer's stop after SIGTERM"):
+        spec(runPolicy={"failOnExitCodes": [1, 75]})

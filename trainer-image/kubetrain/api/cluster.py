@@ -134,8 +134,17 @@ class PodOverrides(KubeModel):
         return self
 
 
+_no_rule_for_75 = Rule(
+    "!has(self.failOnExitCodes) || !(75 in self.failOnExitCodes)",
+    "failOnExitCodes: 75 is the trainer's stop after SIGTERM (a disruption), not a failure",
+    "failOnExitCodes",
+)
+
+
 class RunPolicy(KubeModel):
     """Lifecycle of the job in a cluster."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_no_rule_for_75))
 
     suspend: bool = False
     """Remove the pods and keep checkpoints; setting it back to false resumes."""
@@ -149,8 +158,15 @@ class RunPolicy(KubeModel):
     """Group restarts after failures (a crash, a stall, an unexpected exit code) before the job
     fails. Restarts after disruptions (a worker stopped by SIGTERM with exit 75, evicted,
     preempted, its node lost, its pod deleted) do not count (status.disruptions)."""
+    fail_on_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
+        default_factory=list, max_length=32
+    )
+    """A worker exiting with one of these codes fails the job at once (reason ExitCodeRule), as
+    2 and 3 always do; the others restart the group. A pod with a DisruptionTarget condition
+    (preempted, evicted) is a disruption whatever its code."""
     restart_backoff_seconds: int = Field(10, ge=0, le=3600)
-    """Delay before the first restart; doubles with each further restart (max 10 min)."""
+    """Delay before the first restart; doubles with each further failure (max 10 min); a
+    disruption does not double it."""
     clean_pod_policy: Literal["All", "Running", "None"] = "Running"
     """Pods deleted when the job finishes: All, only those still Running, or None."""
     heartbeat_timeout_seconds: int = Field(300, ge=10)
@@ -160,3 +176,8 @@ class RunPolicy(KubeModel):
     pull); a queued job has no pods, so time spent Queued does not count."""
     progress_interval_seconds: int = Field(10, ge=1, le=3600)
     """Least time between two progress updates the trainer writes into status."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> RunPolicy:
+        enforce([(_no_rule_for_75, 75 not in self.fail_on_exit_codes)])
+        return self

@@ -69,6 +69,8 @@ class Reason(StrEnum):
     INVALID_POD_TEMPLATE = "InvalidPodTemplate"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    EXIT_CODE_RULE = "ExitCodeRule"
+    """A worker exited with a code listed in runPolicy.failOnExitCodes."""
     # A worker failed (exit codes: kubetrain.exitcodes).
     INVALID_DATA = "InvalidData"
     DIVERGED = "Diverged"
