@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from operator_helpers import Jobs, Operator, standin_job, until
+from operator_helpers import Jobs, Operator, cpu_job, standin_job, until
 
 from kubetrain_testenv import ControlPlane
 from kubetrain_testenv.kueue import Kueue
@@ -204,3 +204,56 @@ def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
     assert after and min(after) >= (before // 10) * 10 >= checkpoint, (before, after[:5])
     requeued = workload_condition(queues.workload_of("low"), "Requeued")
     assert (requeued.get("status"), requeued.get("reason")) == ("True", "Preempted"), requeued
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_preempted_real_training_ends_with_the_loss_of_an_uninterrupted_run(
+    operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
+):
+    """The real trainer (examples/cpu-cluster.yaml, DDP over gloo, 2 workers): preempted by a
+    higher-priority job, it checkpoints on SIGTERM, waits in the queue, resumes, and ends with
+    the loss of the same job run without interruption (beside it, outside any queue)."""
+    queues.create(cpu="1")
+    low, high = queues.priority_class(100), queues.priority_class(10_000)
+    spec: dict[str, Any] = {
+        "runPolicy": {"maxRestarts": 0, "heartbeatTimeoutSeconds": 120},
+        "training": {"maxSteps": 160, "eval": {"everySteps": 40}},
+        "checkpoint": {"everySteps": 30},
+    }
+    for name in ("reference", "low", "high"):
+        (tmp_path / name).mkdir()
+    jobs.create(cpu_job("reference", tmp_path / "reference", **spec))
+    jobs.create(cpu_job("low", tmp_path / "low", queueName="team",
+                        template={"priorityClassName": low}, **spec))  # fmt: skip
+    until(lambda: int((jobs.status("low").get("progress") or {}).get("step") or 0) >= 40, 240,
+          "the low-priority job past its first checkpoint")  # fmt: skip
+
+    phases: list[tuple[str, str]] = []
+    steps: list[tuple[str, int]] = []
+
+    def seen(status: dict[str, Any]) -> None:
+        entry = (status.get("phase", ""), status.get("reason", ""))
+        if not phases or phases[-1] != entry:
+            phases.append(entry)
+        steps.append((entry[0], int((status.get("progress") or {}).get("step") or 0)))
+
+    jobs.create(standin_job("high", tmp_path / "high", "ok", "20", queueName="team",
+                            template={"priorityClassName": high}))  # fmt: skip
+    jobs.wait_phase("low", "Queued", 90, seen=seen)
+    jobs.wait_phase("high", "Succeeded", 120)
+    status = jobs.wait_phase("low", ("Succeeded", "Failed"), 300, seen=seen)
+    reference = jobs.wait_phase("reference", ("Succeeded", "Failed"), 240)
+
+    assert status["phase"] == reference["phase"] == "Succeeded", (status, reference)
+    assert ("Queued", "Preempted") in phases, phases
+    assert status["restarts"] == 0
+    assert status["progress"]["step"] == reference["progress"]["step"] == 160
+    assert status["progress"]["loss"] == pytest.approx(reference["progress"]["loss"], rel=1e-6)
+    # Resumed, not started over: back from the queue, the first step reported is past the
+    # checkpoint (every 30 steps) saved before or at the preemption.
+    queued_at = next(i for i, (phase, _) in enumerate(steps) if phase == "Queued")
+    after = [step for phase, step in steps[queued_at:] if phase in ("Starting", "Running")]
+    assert after and min(after) >= 30, steps[queued_at:][:10]
+    print(f"final loss: preempted {status['progress']['loss']}, "
+          f"uninterrupted {reference['progress']['loss']}")
