@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from operator_helpers import Jobs, Operator, cpu_job, standin_job, until
+from operator_helpers import REPO, Jobs, Operator, cpu_job, kubectl, standin_job, until
 
 from kubetrain_testenv import ControlPlane
 from kubetrain_testenv.kueue import Kueue
@@ -257,3 +257,38 @@ def test_preempted_real_training_ends_with_the_loss_of_an_uninterrupted_run(
     assert after and min(after) >= 30, steps[queued_at:][:10]
     print(f"final loss: preempted {status['progress']['loss']}, "
           f"uninterrupted {reference['progress']['loss']}")
+
+
+def test_the_operators_rbac_covers_kueue(
+    kueue: Kueue, queues: Queues, jobs: Jobs, namespace: str, tmp_path: Path
+):
+    """Under exactly operator/manifests/operator-rbac.yaml (namespaced mode), a queued job with
+    a PriorityClass is admitted on a flavor, runs and frees its quota: no request refused."""
+    cp = kueue.cp
+    rbac = REPO / "operator" / "manifests" / "operator-rbac.yaml"
+    kubectl(cp, "apply", "--server-side", "-f", str(rbac))
+    kubectl(cp, "-n", namespace, "create", "serviceaccount", "kubetrain-operator")
+    kubectl(cp, "-n", namespace, "create", "rolebinding", "kubetrain-operator",
+            "--clusterrole=kubetrain-operator", f"--serviceaccount={namespace}:kubetrain-operator")
+    binding = f"kubetrain-operator-framework-{namespace}"
+    kubectl(cp, "create", "clusterrolebinding", binding,
+            "--clusterrole=kubetrain-operator-framework",
+            f"--serviceaccount={namespace}:kubetrain-operator")  # fmt: skip
+    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "testenv-node"})
+    priority = queues.priority_class(500)
+    kubeconfig = cp.service_account_kubeconfig(namespace, "kubetrain-operator")
+    op = Operator(cp, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig).start()
+    try:
+        (tmp_path / "run").mkdir()
+        jobs.create(standin_job("least", tmp_path / "run", "ok", "20", queueName="team",
+                                template={"priorityClassName": priority}))  # fmt: skip
+        status = jobs.wait_phase("least", "Succeeded", 90)
+        until(lambda: workload_condition(queues.workload_of("least"), "Finished").get("status")
+              == "True", 30, "the Workload to be Finished")  # fmt: skip
+    finally:
+        op.stop()
+        kubectl(cp, "delete", "clusterrolebinding", binding)
+    assert condition(status, "Admitted")["status"] == "True"
+    assert queues.workload_of("least")["spec"]["priority"] == 500
+    log = op.output()
+    assert "403" not in log and "Forbidden" not in log, log[-3000:]
