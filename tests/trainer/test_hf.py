@@ -202,7 +202,7 @@ def test_fsdp_trains_the_hf_model_and_resumes_from_a_sharded_checkpoint(
                     training={"maxSteps": 20, "globalBatchSize": 8, "microBatchSize": 4,
                               "logging": {"everySteps": 1}},
                     model={"type": "hf", "hf": {"path": str(model_dir), "freeze": [
-                        "model.embed_tokens.*"]}},
+                        "model.embed_tokens.*"]}},  # full fine-tuning, embeddings frozen
                     checkpoint={"everySteps": 10})
     full = work / "fsdp-full"
     r = kubetrain("run", job, "--run-dir", full, "--no-progress", timeout=600)

@@ -42,9 +42,11 @@ def uses_model_tokenizer(spec: TrainingJobSpec) -> bool:
         return False
     if spec.dataset.type == "tabular":
         return hf.task == "sequenceClassification"
-    # Text: the model directory's tokenizer unless the dataset names one of its own.
+    # Text: the model's tokenizer (its embeddings are indexed by it), unless the dataset trains
+    # or names a subword tokenizer of its own (bpe, pretrained). char and byte are the text
+    # defaults for the registry gpt, not a choice for a model that comes with a tokenizer.
     return (spec.dataset.type == "text" and (hf.path is not None or hf.tokenizer is not None)
-            and "tokenizer" not in spec.preprocessing.text.model_fields_set)
+            and spec.preprocessing.text.tokenizer not in ("bpe", "pretrained"))
 
 
 def build_model_tokenized(spec: TrainingJobSpec, base: Path | None,

@@ -49,11 +49,18 @@ class HFModel(nn.Module):
 
     @activation_checkpointing.setter
     def activation_checkpointing(self, enabled: bool) -> None:
-        if enabled:
-            self.base.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
-        elif self._checkpointing:
-            self.base.gradient_checkpointing_disable()
+        base: Any = self.base
+        kwargs = {"use_reentrant": False}
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers 5 names
+            on, off = base.activation_checkpointing_enable, base.activation_checkpointing_disable
+            if enabled:
+                on(activation_checkpointing_kwargs=kwargs)
+        else:
+            on, off = base.gradient_checkpointing_enable, base.gradient_checkpointing_disable
+            if enabled:
+                on(gradient_checkpointing_kwargs=kwargs)
+        if not enabled and self._checkpointing:
+            off()
         self._checkpointing = enabled
 
     @property
