@@ -4,14 +4,17 @@ that is a file, read-only, full or deleted mid-run; and the honesty of the end-o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,19 @@ def _job(tmp: Path, name: str, steps: int, ckpt: int, log: int = 5, **spec: Any)
     return write_job(tmp / f"{name}.yaml", job_dict(base, name=name))
 
 
+@contextlib.contextmanager
+def _running(job: Path, run_dir: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`kubetrain run` in the background; killed with its process group if it still runs when
+    the block ends (a failed assertion must not leave a run behind)."""
+    proc = start("run", job, "--run-dir", run_dir, "--no-progress", *args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
 def _checkpoint_steps(run_dir: Path) -> list[int]:
     d = run_dir / "checkpoints"
     if not d.is_dir():
@@ -56,7 +72,9 @@ def _logged_steps(run_dir: Path) -> list[int]:
 
 
 def _one_line(stderr: str) -> str:
-    lines = [x for x in stderr.splitlines() if x.strip()]
+    """The error line; the start-up line with the parameter count is not part of the error."""
+    lines = [x for x in stderr.splitlines()
+             if x.strip() and not x.startswith("kubetrain: model has ")]
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr and "sink failed" not in stderr, stderr
     return lines[0]
@@ -80,8 +98,7 @@ def test_second_run_on_a_run_dir_exits_2_naming_the_holder(tmp_path: Path) -> No
     """All ranks of a 2-process run are one holder; a kill -9'd holder's lock is taken over."""
     run_dir = tmp_path / "run"
     job = _job(tmp_path, "locked", steps=1_000_000, ckpt=100_000, log=50)
-    first = start("run", job, "--run-dir", run_dir, "--procs", "2", "--no-progress")
-    try:
+    with _running(job, run_dir, "--procs", "2") as first:
         wait_for(lambda: heartbeat_step(run_dir) > 0, 240, "the 2-process run to train")
         second = kubetrain("run", job, "--run-dir", run_dir, "--no-progress")
         assert second.returncode == 2, second.stderr
@@ -90,22 +107,13 @@ def test_second_run_on_a_run_dir_exits_2_naming_the_holder(tmp_path: Path) -> No
         assert f"pid {first.pid} on host {socket.gethostname()}, started 20" in line, line
         assert first.poll() is None  # the refused run did not disturb the holder
         kill_launcher(first)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait(30)
     step_at_kill = heartbeat_step(run_dir)
-    third = start("run", job, "--run-dir", run_dir, "--no-progress")
-    try:
+    with _running(job, run_dir) as third:
         wait_for(lambda: heartbeat_step(run_dir) > step_at_kill, 240, "the third run to train")
         holder = json.loads((run_dir / ".lock" / "node-0").read_text())
         assert holder["pid"] == third.pid
         os.kill(third.pid, signal.SIGTERM)
         assert third.wait(120) == 75
-    finally:
-        if third.poll() is None:
-            os.killpg(third.pid, signal.SIGKILL)
-            third.wait(30)
 
 
 def test_kill_between_logging_and_checkpointing_never_logs_a_step_twice(tmp_path: Path) -> None:
@@ -114,12 +122,11 @@ def test_kill_between_logging_and_checkpointing_never_logs_a_step_twice(tmp_path
     job = _job(tmp_path, "dup", steps=steps, ckpt=100, log=log,
                model={"type": "mlp", "mlp": {"hidden": [256, 256]}})
     for _attempt in range(3):  # until a kill lands with steps logged past the newest checkpoint
-        proc = start("run", job, "--run-dir", run_dir, "--no-progress")
-
-        wait_for(lambda p=proc: _logged_past_checkpoint(run_dir) or p.poll() is not None, 240,
-                 "steps logged after a checkpoint")
-        assert proc.poll() is None, "the run ended before it could be killed"
-        kill_launcher(proc)
+        with _running(job, run_dir) as proc:
+            wait_for(lambda p=proc: _logged_past_checkpoint(run_dir) or p.poll() is not None,
+                     240, "steps logged after a checkpoint")
+            assert proc.poll() is None, "the run ended before it could be killed"
+            kill_launcher(proc)
         if max(_logged_steps(run_dir)) > _checkpoint_steps(run_dir)[-1]:
             break
     newest = _checkpoint_steps(run_dir)[-1]
@@ -163,17 +170,12 @@ def test_disk_full_mid_run_is_one_line_exit_1_and_keeps_the_checkpoints(
                model={"type": "mlp", "mlp": {"hidden": [512, 512]}})
     with tmpfs(tmp_path / "mnt", "16m") as mnt:
         run_dir = mnt / "run"
-        proc = start("run", job, "--run-dir", run_dir, "--no-progress")
-        try:
+        with _running(job, run_dir) as proc:
             wait_for(lambda: bool(_checkpoint_steps(run_dir)) or proc.poll() is not None, 240,
                      "a first checkpoint")
             filler = fill(mnt, leave=leave)
             kept = _checkpoint_steps(run_dir)
             out, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
         assert proc.returncode == 1, out
         line = _one_line(out)
         full = rf"no space left on device writing {mnt}/\S+ \(0\.\d MiB free\)"
@@ -193,16 +195,11 @@ def test_disk_full_mid_run_is_one_line_exit_1_and_keeps_the_checkpoints(
 def test_run_dir_deleted_mid_run_is_one_line_exit_1(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     job = _job(tmp_path, "gone", steps=1_000_000, ckpt=100_000, log=20)
-    proc = start("run", job, "--run-dir", run_dir, "--no-progress")
-    try:
+    with _running(job, run_dir) as proc:
         wait_for(lambda: heartbeat_step(run_dir) > 0 or proc.poll() is not None, 240,
                  "training to start")
         shutil.rmtree(run_dir)
         out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
     assert proc.returncode == 1, out
     line = _one_line(out)
     assert str(run_dir) in line and ("vanished" in line or "deleted" in line), line
