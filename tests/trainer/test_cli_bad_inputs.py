@@ -126,6 +126,24 @@ def _gpt(path: str) -> dict[str, Any]:
             "training": {"maxSteps": 2, "globalBatchSize": 4}}
 
 
+def _shards(tmp: Path, tokens: dict[str, Any], preprocessing: dict[str, Any] | None = None,
+            **files: bytes) -> list[str]:
+    """A gpt job on dataset type tokens, with `files` written under tmp/d first."""
+    (tmp / "d").mkdir()
+    for name, content in files.items():
+        (tmp / "d" / name.replace("_", ".")).write_bytes(content)
+    spec = {**_gpt(""), "dataset": {"type": "tokens", "tokens": {"path": str(tmp / "d"),
+                                                                   **tokens}}}
+    if preprocessing:
+        spec["preprocessing"] = {"text": preprocessing}
+    return _run(tmp, spec)
+
+
+def _index(tokens: int, shard: int) -> bytes:
+    return json.dumps({"dtype": "uint16", "vocabSize": 256, "tokens": tokens,
+                       "shards": [{"file": "a.bin", "tokens": shard}]}).encode()
+
+
 def _import(target: str, args: dict[str, Any] | None = None) -> Make:
     model: dict[str, Any] = {"import": target, "type": None, "mlp": None}
     if args is not None:
@@ -296,6 +314,26 @@ DATA_CASES: dict[str, tuple[Make, list[str]]] = {
     "corpus of empty files": (
         lambda t: (_text(t, "", "a.txt"), _text(t, "", "b.txt"), _run(t, _gpt(str(t))))[2],
         ["empty"]),
+    # token shards and tokenizers
+    "shard size not a multiple of its dtype": (
+        lambda t: _shards(t, {"vocabSize": 256}, a_bin=b"\x01" * 201),
+        ["a.bin", "201 bytes", "uint16"]),
+    "index that does not match its shards": (
+        lambda t: _shards(t, {}, a_bin=np.ones(400, np.uint16).tobytes(),
+                          index_json=_index(500, 500)),
+        ["index.json", "a.bin", "400 tokens", "500"]),
+    "token id beyond the vocabulary": (
+        lambda t: _shards(t, {"vocabSize": 256},
+                          a_bin=(np.arange(400) % 300).astype(np.uint16).tobytes()),
+        ["a.bin", "token id 299", "256"]),
+    "empty corpus to prepare": (
+        lambda t: (_text(t, "", "empty.txt"), _shards(t, {"prepare": {
+            "path": str(t / "empty.txt"), "onFirstUse": True}}))[1],
+        ["empty.txt", "empty"]),
+    "tokenizer file that does not parse": (
+        lambda t: _run(t, {**_gpt(_text(t, CORPUS_TEXT)), "preprocessing": {"text": {
+            "tokenizer": "pretrained", "tokenizerPath": _text(t, '{"model": 1', "tok.json")}}}),
+        ["tok.json", "not a tokenizer.json"]),
     # paths
     "missing relative data path": (
         lambda t: _run(t, _tab("no/such.csv")),
@@ -347,6 +385,8 @@ RUN_CASES: dict[str, tuple[RunCase, list[str]]] = {
         _on("gpt", "sample", "--temperature", "-1"), ["--temperature"]),
     "sample --temperature nan": (_on("gpt", "sample", "--temperature", "nan"), ["--temperature"]),
     "sample --top-k 0": (_on("gpt", "sample", "--top-k", "0"), ["--top-k"]),
+    "sample --tokens too many": (_on("gpt", "sample", "--tokens", "100001"),
+                                 ["--tokens 100001", "100,000"]),
     "sample --tokens not a number": (_on("gpt", "sample", "--tokens", "many"), ["--tokens"]),
     "sample a prompt with unseen characters": (
         _on("gpt", "sample", "--prompt", "QZ"), ["prompt", "'Q'"]),
