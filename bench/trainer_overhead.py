@@ -1,13 +1,16 @@
 """kubetrain's loop against a minimal hand-written PyTorch loop: same model, data, batch.
 
-    python bench/trainer_overhead.py [--steps 100] [--repeats 5] [--chunk 10] [--startup 3]
+    python bench/trainer_overhead.py [--steps 100] [--repeats 5] [--chunk 10] [--rounds 5]
+                                     [--startup 3] [--against kubetrain|hand]
 
 Both loops start from the same initial weights and take turns of --chunk steps (ABBA order) in
 one process. Both set the lr from the same cosine schedule each step, clip gradients (gpt) and
 read the loss on the host every `logging.everySteps` steps. Rates are reported from CPU time
 (one thread: robust on a shared machine, where wall time also measures the neighbours) and from
-wall time. Also times `kubetrain run` to its first training step against `python -c "import
-torch"`.
+wall time; the ratio is also given per round (the turns split into --rounds equal parts) as
+median [min–max], the spread a loaded machine leaves. `--against hand` times the hand-written
+loop against a second copy of itself: the noise floor of the ratio. Also times `kubetrain run`
+to its first training step against `python -c "import torch"`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -110,9 +114,11 @@ class KubetrainLoop:
             self.loop.step()
 
 
-def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]:
+def compare(name: str, steps: int, repeats: int, chunk: int, rounds: int = 5,
+            against: str = "kubetrain") -> dict[str, Any]:
     """Both loops advance `chunk` steps in turn (ABBA order) until each did steps × repeats;
-    the ratio is of the summed times, so load changes on a shared machine hit both alike."""
+    the ratio is of the summed times, so load changes on a shared machine hit both alike.
+    `against`: the loop timed against the hand-written one (`hand`: a second copy of it)."""
     job = load_job(CONFIGS[name])
     if name == "hf" and not (ROOT / "examples/models/tiny-llama/config.json").is_file():
         subprocess.run([sys.executable, str(ROOT / "examples/models/make_tiny_llama.py")],
@@ -121,32 +127,34 @@ def compare(name: str, steps: int, repeats: int, chunk: int) -> dict[str, float]
     torch.manual_seed(0)
     model0 = build_model(job.spec.model, data.shapes, CONFIGS[name].parent)
     loops = {}
-    for impl in ("hand", "kubetrain"):
+    for impl in ("hand", "other"):
         model = copy.deepcopy(model0)
         opt = build_optimizer(model, job.spec.optimizer)
         total = job.spec.training.max_steps or steps
         schedule = Schedule(job.spec.scheduler, job.spec.optimizer.lr, total)
         loops[impl] = (HandLoop(job, model, opt, schedule, data.train, data.shapes.task == "lm")
-                       if impl == "hand" else
+                       if impl == "hand" or against == "hand" else
                        KubetrainLoop(job, model, opt, schedule, data))
     for loop in loops.values():  # warm-up, not timed
         loop.run(chunk)
-    seconds = {"hand": 0.0, "kubetrain": 0.0}
-    cpu = {"hand": 0.0, "kubetrain": 0.0}
-    rounds = max(steps * repeats // chunk, 2)
-    for r in range(rounds):
-        order = ("hand", "kubetrain") if r % 2 == 0 else ("kubetrain", "hand")
+    turns = max(steps * repeats // chunk, 2 * rounds)
+    turns -= turns % (2 * rounds)  # whole ABBA pairs in every round
+    seconds = {"hand": 0.0, "other": 0.0}
+    cpu = {"hand": [0.0] * rounds, "other": [0.0] * rounds}
+    for t in range(turns):
+        order = ("hand", "other") if t % 2 == 0 else ("other", "hand")
         for impl in order:
             t0, c0 = time.perf_counter(), time.process_time()
             loops[impl].run(chunk)
             seconds[impl] += time.perf_counter() - t0
-            cpu[impl] += time.process_time() - c0
-    total = rounds * chunk
-    hand, kt = total / cpu["hand"], total / cpu["kubetrain"]
-    wall_hand, wall_kt = total / seconds["hand"], total / seconds["kubetrain"]
-    return {"hand_steps_per_s": hand, "kubetrain_steps_per_s": kt, "ratio": kt / hand,
-            "wall_hand_steps_per_s": wall_hand, "wall_kubetrain_steps_per_s": wall_kt,
-            "wall_ratio": wall_kt / wall_hand}
+            cpu[impl][t * rounds // turns] += time.process_time() - c0
+    total = turns * chunk
+    hand, other = total / sum(cpu["hand"]), total / sum(cpu["other"])
+    wall_hand, wall_other = total / seconds["hand"], total / seconds["other"]
+    per_round = [h / o for h, o in zip(cpu["hand"], cpu["other"], strict=True)]
+    return {"hand_steps_per_s": hand, "kubetrain_steps_per_s": other, "ratio": other / hand,
+            "round_ratios": per_round, "wall_hand_steps_per_s": wall_hand,
+            "wall_kubetrain_steps_per_s": wall_other, "wall_ratio": wall_other / wall_hand}
 
 
 def startup(repeats: int) -> dict[str, float]:
@@ -177,12 +185,17 @@ def main() -> None:
     p.add_argument("--startup", type=int, default=3, help="startup repeats (0 skips)")
     p.add_argument("--configs", nargs="*", default=list(CONFIGS))
     p.add_argument("--chunk", type=int, default=10, help="steps per turn")
+    p.add_argument("--rounds", type=int, default=5, help="parts the ratio is also given for")
+    p.add_argument("--against", choices=["kubetrain", "hand"], default="kubetrain",
+                   help="loop timed against the hand-written one (hand: the noise floor)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in args.configs:
-        r = compare(name, args.steps, args.repeats, args.chunk)
-        print(f"{name:>4}: CPU time: hand {r['hand_steps_per_s']:8.1f} steps/s  kubetrain "
-              f"{r['kubetrain_steps_per_s']:8.1f} steps/s  ratio {r['ratio']:.3f}   |   wall:"
+        r = compare(name, args.steps, args.repeats, args.chunk, args.rounds, args.against)
+        rr = r["round_ratios"]
+        print(f"{name:>4}: CPU time: hand {r['hand_steps_per_s']:8.1f} steps/s  {args.against} "
+              f"{r['kubetrain_steps_per_s']:8.1f} steps/s  ratio {r['ratio']:.3f} (rounds: median"
+              f" {statistics.median(rr):.3f} [{min(rr):.3f}–{max(rr):.3f}])   |   wall:"
               f" {r['wall_hand_steps_per_s']:.1f} vs {r['wall_kubetrain_steps_per_s']:.1f}"
               f" steps/s  ratio {r['wall_ratio']:.3f}", flush=True)
     if args.startup:
