@@ -120,3 +120,14 @@ def test_the_trainer_knows_its_checkpoint_deadline():
     local = StopFlag({})
     local._handle(signal.SIGTERM, None)
     assert local() and local.deadline is None
+
+
+def test_torchrun_takes_its_shutdown_timeout_from_the_pod_env(monkeypatch: pytest.MonkeyPatch):
+    """torchrun SIGKILLs its workers `shutdown_timeout` after a SIGTERM (30 s by default): the
+    PET_SHUTDOWN_TIMEOUT the operator sets must reach it, or a long checkpoint is cut short."""
+    from torch.distributed.run import get_args_parser
+
+    monkeypatch.setenv("PET_SHUTDOWN_TIMEOUT", "300")
+    assert get_args_parser().parse_args(["train.py"]).shutdown_timeout == 300
+    monkeypatch.delenv("PET_SHUTDOWN_TIMEOUT")
+    assert get_args_parser().parse_args(["train.py"]).shutdown_timeout in (None, 30)
