@@ -11,7 +11,10 @@
 # nothing and a changed source file rebuilds only its images; buildah's storage lives under
 # $KUBETRAIN_CACHE (default ~/.cache/kubetrain)/images/. The machine's pip cache is mounted into
 # the builds (where it keeps wheels, they are not fetched twice). Needs root and
-# hack/node/install.sh's packages.
+# hack/node/install.sh's packages. After a build (or with KUBETRAIN_IMAGES_PRUNE=1) the storage
+# is pruned to the current images (every name's current key) and the layers they are made of:
+# older builds, layers only they used, build stages, and what killed builds left go, so the disk
+# holds one generation plus the layer cache the next build reuses. Builds take turns (a lock).
 #
 #   hack/images/build.sh [base|pause|operator|trainer ...]   (default: pause operator trainer)
 #     stdout: one line per image, "<name> <image reference>"; logs go to stderr.
@@ -78,28 +81,38 @@ build_base() {
       --env LANG=C.UTF-8 --cmd /bin/bash "$c"
     "${buildah[@]}" commit -q --rm "$c" "$ref" >/dev/null
     log "base: built $ref in $((SECONDS - t0)) s"
+    built=1
   fi
+  made+=("$ref")
   echo "base $ref"
 }
 
+pause_ref() { echo "localhost/kubetrain/pause:$( { echo "$recipe"; sha256sum < /bin/busybox; } | key)"; }
+
 build_pause() {
   local ref busybox=/bin/busybox
-  ref="localhost/kubetrain/pause:$( { echo "$recipe"; sha256sum < "$busybox"; } | key)"
+  ref=$(pause_ref)
   if ! has_image "$ref"; then
     local c; c=$("${buildah[@]}" from scratch)
     "${buildah[@]}" copy -q "$c" "$busybox" /bin/busybox >/dev/null
     "${buildah[@]}" config --entrypoint '["/bin/busybox","sleep","2147483647"]' "$c"
     "${buildah[@]}" commit -q --rm "$c" "$ref" >/dev/null
     log "pause: built $ref"
+    built=1
   fi
+  made+=("$ref")
   echo "pause $ref"
+}
+
+dockerfile_ref() {  # name dockerfile
+  echo "localhost/kubetrain/$1:$( { echo "$recipe $(base_ref)"; cat "$root/$2" "$root/.dockerignore"; context_hash; } | key)"
 }
 
 build_dockerfile() {  # name dockerfile
   local name=$1 dockerfile="$root/$2" base ref
   base=$(base_ref)
   has_image "$base" || build_base >/dev/null
-  ref="localhost/kubetrain/$name:$( { echo "$recipe $base"; cat "$dockerfile" "$root/.dockerignore"; context_hash; } | key)"
+  ref=$(dockerfile_ref "$name" "$2")
   if ! has_image "$ref"; then
     local t0=$SECONDS
     log "$name: building $ref from $2"
@@ -112,19 +125,40 @@ build_dockerfile() {  # name dockerfile
       -v "$ca_bundle:/etc/ssl/certs/ca-certificates.crt:ro" -v "$cache/pip.conf:/etc/pip.conf:ro" \
       -t "$ref" "$root" >&2
     log "$name: built in $((SECONDS - t0)) s"
-    # Older builds of this image go (their layers stay while a newer build shares them).
-    local old
-    for old in $("${buildah[@]}" images --format '{{.Name}}:{{.Tag}}' 2>/dev/null \
-        | grep "^localhost/kubetrain/$name:"); do
-      [ "$old" = "$ref" ] || "${buildah[@]}" rmi "$old" >/dev/null 2>&1 || true
-    done
+    built=1
   fi
+  made+=("$ref")
   echo "$name $ref"
+}
+
+# Keep the current image of every name (and what this run made: sources may have changed since)
+# and the layers they are made of; remove the rest.
+prune() {
+  local t0=$SECONDS before old keep
+  keep=" ${made[*]} $(base_ref) $(pause_ref) $(dockerfile_ref operator operator/Dockerfile)"
+  keep+=" $(dockerfile_ref trainer trainer-image/Dockerfile) "
+  before=$(du -sm "$cache/storage" | cut -f1)
+  # Older builds: images named like ours with another key.
+  for old in $("${buildah[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/kubetrain/' \
+      || true); do
+    case "$keep" in *" $old "*) ;; *) "${buildah[@]}" rmi -f "$old" >/dev/null || true ;; esac
+  done
+  # Working containers: a finished build leaves none, so these are killed builds' (the lock
+  # says none runs now); they pin their images.
+  "${buildah[@]}" rm --all >/dev/null || true
+  # Unnamed images nothing is built on: older builds' layers and every build stage (the stage
+  # copies the sources, which change whenever the key does: a next build could not reuse it).
+  # The current images' own layers have children and stay (the dependency layer is reused).
+  "${buildah[@]}" rmi --prune >/dev/null || true
+  log "pruned the image storage from $before MB to $(du -sm "$cache/storage" | cut -f1) MB" \
+    "in $((SECONDS - t0)) s"
 }
 
 if [ "${1:-}" = --import ]; then
   [ $# -ge 2 ] || { echo "usage: $0 --import SOCKET REF..." >&2; exit 2; }
   shift
+  exec 9>"$cache/build.lock"
+  flock -s 9  # no prune removes an image while it is streamed out
   import_images "$@"
   exit 0
 fi
@@ -132,10 +166,20 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(pause operator trainer)
 for t in "${targets[@]}"; do
   case "$t" in
+    base|pause|operator|trainer) ;;
+    *) echo "usage: $0 [base|pause|operator|trainer ...]" >&2; exit 2 ;;
+  esac
+done
+exec 9>"$cache/build.lock"
+flock 9
+built=0
+made=()
+for t in "${targets[@]}"; do
+  case "$t" in
     base) build_base ;;
     pause) build_pause ;;
     operator) build_dockerfile operator operator/Dockerfile ;;
     trainer) build_dockerfile trainer trainer-image/Dockerfile ;;
-    *) echo "usage: $0 [base|pause|operator|trainer ...]" >&2; exit 2 ;;
   esac
 done
+if [ "$built" = 1 ] || [ -n "${KUBETRAIN_IMAGES_PRUNE:-}" ]; then prune; fi
