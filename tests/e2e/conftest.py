@@ -1,10 +1,12 @@
 """The cluster the end-to-end tests run on: real containers either way.
 
-- Default (`make test`): a local control plane with kube-scheduler and one real node
-  (containerd + runc, kubelet, kube-proxy, CoreDNS; kubetrain_testenv.real_node) running the
-  images hack/images/build.sh builds. Needs root and Debian's packages (hack/node/install.sh).
-- `tests/e2e/kind/run.sh` (Docker + kind): it makes the cluster, loads the images and runs these
-  same tests with KUBETRAIN_E2E_KIND_CLUSTER, KUBECONFIG and KUBETRAIN_E2E_*_IMAGE set.
+- Default (`make test`): a local control plane with kube-scheduler and two real nodes on one
+  LAN (each: containerd + runc, kubelet, kube-proxy in its own network namespace; CoreDNS on the
+  first; kubetrain_testenv.real_node) running the images hack/images/build.sh builds. Needs root
+  and Debian's packages (hack/node/install.sh).
+- `tests/e2e/kind/run.sh` (Docker + kind): it makes the cluster (two workers), loads the images
+  and runs these same tests with KUBETRAIN_E2E_KIND_CLUSTER, KUBECONFIG and
+  KUBETRAIN_E2E_*_IMAGE set.
 
 Tests see a `Cluster` (kubetrain_testenv.e2e_cluster).
 """
@@ -27,9 +29,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if kind:
         yield KindCluster(kind)
         return
-    with started_real_cluster() as (cp, node):
-        yield LocalCluster(cp, node)
-    left = cp.survivors() + leftovers(node)
+    with started_real_cluster(nodes=2) as (cp, nodes):
+        yield LocalCluster(cp, nodes)
+    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
     if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
         print(f"\nkubetrain_testenv: logs kept in {cp.root}")
     else:

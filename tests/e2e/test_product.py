@@ -4,6 +4,7 @@ node's container runtime. The tests run in file order and share the installed ch
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ EXAMPLE = ROOT / "examples" / "cpu-cluster.yaml"
 SYSTEM = "kubetrain-system"
 JOBS = "kubetrain-e2e"
 NO_CAPS = "0000000000000000"
+RUN_DIRS: list[str] = []
 
 
 def status(cluster: Cluster, name: str) -> dict[str, Any]:
@@ -56,19 +58,23 @@ def assert_unprivileged(cluster: Cluster, container: Container, uid: int) -> Non
     assert proc["NoNewPrivs"] == "1", "allowPrivilegeEscalation: false not in force"
 
 
-def apply_example(cluster: Cluster, name: str, **training: Any) -> None:
-    """examples/cpu-cluster.yaml with the local trainer image (and `name`, `training` changes).
-
-    Its workers ask for 1 CPU each; on a 2-CPU machine the operator's 100m already leaves too
-    little for the second (the scheduler says "Insufficient cpu"), so they ask for half."""
+def apply_example(cluster: Cluster, name: str, cpu: str | None = None, **training: Any) -> None:
+    """examples/cpu-cluster.yaml as it is but for the local trainer image, `name`, and the
+    `cpu` and `training` changes given."""
     job = yaml.safe_load(EXAMPLE.read_text())
     job["metadata"]["name"] = name
     job["spec"]["image"] = cluster.trainer_image
-    job["spec"]["resources"]["cpu"] = "500m"
+    if cpu is not None:
+        job["spec"]["resources"]["cpu"] = cpu
     job["spec"]["training"].update(training)
     manifest = Path(cluster.kubeconfig).parent / f"{name}.yaml"
     manifest.write_text(yaml.safe_dump(job))
     cluster.kubectl("apply", "-n", JOBS, "-f", str(manifest))
+    # Where its run directory lands on the nodes (the hostPath, then the operator's name-uid
+    # subPath), removed at the end.
+    (volume,) = [v for v in job["spec"]["template"]["volumes"] if "hostPath" in v]
+    uid = cluster.kubectl("get", "tj", name, "-n", JOBS, "-o", "jsonpath={.metadata.uid}")
+    RUN_DIRS.append(f"{volume['hostPath']['path']}/{name}-{uid}")
 
 
 def wait_phase(cluster: Cluster, name: str, phases: tuple[str, ...], timeout: float,
@@ -83,25 +89,9 @@ def wait_phase(cluster: Cluster, name: str, phases: tuple[str, ...], timeout: fl
 
 
 @pytest.fixture(scope="module")
-def run_dir(cluster: Cluster) -> Iterator[str]:
-    """The example's hostPath run directory, made writable by the trainer (uid 1000) first.
-
-    Without this the example fails on a real node: the kubelet creates a missing hostPath
-    (DirectoryOrCreate) and the job's subPath directory as root:root 0755, fsGroup does not
-    apply to hostPath volumes, and the trainer cannot write its checkpoints. A one-machine
-    cluster's admin has to make the directory (or use a ReadWriteMany claim, as the example
-    says for real clusters)."""
-    job = yaml.safe_load(EXAMPLE.read_text())
-    (volume,) = [v for v in job["spec"]["template"]["volumes"] if "hostPath" in v]
-    path = volume["hostPath"]["path"]
-    cluster.on_nodes("install", "-d", "-m", "1777", path)
-    yield path
-
-
-@pytest.fixture(scope="module")
-def installed(cluster: Cluster, run_dir: str) -> Iterator[Cluster]:
+def installed(cluster: Cluster) -> Iterator[Cluster]:
     """The chart installed with the built operator image; uninstalled at the end if a test
-    did not already."""
+    did not already. The jobs' run directories on the nodes go too (the trainer made them)."""
     repository, tag = cluster.operator_image.rsplit(":", 1)
     started = time.monotonic()
     cluster.helm(
@@ -114,6 +104,8 @@ def installed(cluster: Cluster, run_dir: str) -> Iterator[Cluster]:
     cluster.kubectl("create", "namespace", JOBS)
     yield cluster
     cluster.kubectl("delete", "namespace", JOBS, "--wait=false", check=False)
+    if RUN_DIRS:
+        cluster.on_nodes("rm", "-rf", *RUN_DIRS)
     if cluster.helm("list", "-n", SYSTEM, "-q").strip():
         cluster.helm("uninstall", "kubetrain", "-n", SYSTEM, "--wait")
 
@@ -159,12 +151,91 @@ def test_cpu_example_succeeds_with_progress_and_logs(installed: Cluster) -> None
     assert "kubetrain" in logs and "step" in logs, logs[-2000:]
 
 
+# Run inside a worker's container with its own ServiceAccount token, through the `kubernetes`
+# Service: the HTTP status of each "METHOD PATH" in argv[1] (a JSON list).
+IN_POD_CHECK = """
+import json, os, ssl, sys, urllib.error, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(sa + "/token").read()
+tls = ssl.create_default_context(cafile=sa + "/ca.crt")
+server = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"],
+                            os.environ["KUBERNETES_SERVICE_PORT"])
+body = json.dumps({"status": {"progress": {"step": 1, "loss": 1.0}}}).encode()
+def code(call):
+    method, path = call.split(" ", 1)
+    req = urllib.request.Request(server + path, method=method,
+                                 data=body if method == "PATCH" else None)
+    req.add_header("Authorization", "Bearer " + token)
+    req.add_header("Content-Type", "application/merge-patch+json")
+    try:
+        with urllib.request.urlopen(req, context=tls, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        return e.code
+print(json.dumps({call: code(call) for call in json.loads(sys.argv[1])}))
+"""
+
+
+def test_trainer_pod_credentials_reach_only_its_own_job(installed: Cluster) -> None:
+    """From inside a running worker (its token, its image, the cluster's network): its own
+    job's status is readable; Secrets, pods and every other job are not."""
+    cluster = installed
+    other = "cpu-ddp"  # the example's job, left by the test above
+    cluster.kubectl("get", "tj", other, "-n", JOBS)  # it exists: a 403 is RBAC, not absence
+    apply_example(cluster, "cpu-creds", maxSteps=100000)
+    wait_for(lambda: containers_of(cluster, JOBS, "cpu-creds-worker-0"), 300, 1.0,
+             "cpu-creds' worker 0 container")  # fmt: skip
+    jobs = f"/apis/kubetrain.io/v1alpha1/namespaces/{JOBS}/trainingjobs"
+    expected = {
+        f"GET {jobs}/cpu-creds/status": 200,  # the control: token, CA and network work
+        f"GET {jobs}/{other}/status": 403,
+        f"PATCH {jobs}/{other}/status": 403,
+        f"GET {jobs}": 403,
+        f"GET /api/v1/namespaces/{JOBS}/secrets": 403,
+        f"GET /api/v1/namespaces/{SYSTEM}/secrets": 403,
+        "GET /api/v1/secrets": 403,
+        f"GET /api/v1/namespaces/{JOBS}/pods": 403,
+    }
+    out = cluster.kubectl("exec", "-n", JOBS, "cpu-creds-worker-0", "-c", "trainer", "--",
+                          "python", "-c", IN_POD_CHECK, json.dumps(list(expected)))  # fmt: skip
+    assert json.loads(out.strip().splitlines()[-1]) == expected
+    cluster.kubectl("delete", "tj", "cpu-creds", "-n", JOBS, "--wait=true", "--timeout=180s")
+
+
+def test_two_workers_on_two_nodes_rendezvous_across_the_network(installed: Cluster) -> None:
+    """Workers too big to share a node (1.5 CPU of a node's 2) land on different nodes, find
+    each other through the headless Service's DNS names and train to the end."""
+    cluster = installed
+    started = time.monotonic()
+    apply_example(cluster, "cpu-2node", cpu="1500m", maxSteps=100)
+    nodes: dict[str, tuple[str, str]] = {}
+
+    def watch(s: dict[str, Any]) -> None:
+        if s.get("phase") == "Running" and len(nodes) < 2:
+            for pod in cluster.kubectl_json("get", "pods", "-n", JOBS)["items"]:
+                name = pod["metadata"]["name"]
+                if name.startswith("cpu-2node-worker-") and pod["status"].get("podIP"):
+                    nodes[name] = (pod["spec"]["nodeName"], pod["status"]["podIP"])
+
+    final = wait_phase(cluster, "cpu-2node", ("Succeeded", "Failed"), 900, seen=watch)
+    TIMINGS["e2e: 2-node job apply to Succeeded"] = time.monotonic() - started
+
+    assert final["phase"] == "Succeeded", final
+    assert final["replicas"]["succeeded"] == 2 and final["restarts"] == 0
+    assert len(nodes) == 2, nodes
+    (node_a, ip_a), (node_b, ip_b) = nodes.values()
+    assert node_a != node_b, f"both workers ran on {node_a}"
+    assert ip_a.rsplit(".", 1)[0] != ip_b.rsplit(".", 1)[0], "one pod subnet: not two nodes"
+    logs = cluster.kubectl("logs", "-n", JOBS, "cpu-2node-worker-0")  # rank 0 reports
+    assert "step" in logs, logs[-2000:]
+
+
 def test_killed_worker_container_restarts_the_group_from_its_checkpoint(
     installed: Cluster,
 ) -> None:
     cluster = installed
     # Longer than the example, so that the kill lands mid-run.
-    apply_example(cluster, "cpu-restart", maxSteps=800)
+    apply_example(cluster, "cpu-restart", maxSteps=500)
     s = wait_for(lambda: (x := status(cluster, "cpu-restart")) and checkpoint_step(x) >= 50 and x,
                  600, 1.0, "a first checkpoint")  # fmt: skip
     saved = checkpoint_step(s)

@@ -40,10 +40,10 @@ def test_containerd_config_can_share_a_root() -> None:
     assert config["root"] == "/cache/root" and config["state"].startswith("/tmp/n1/")
 
 
-def test_cni_network_masquerades_and_keeps_ipam_state_private() -> None:
+def test_cni_network_leaves_masquerading_to_the_node_and_keeps_ipam_state_private() -> None:
     conf = json.loads(cni_conflist("ktbr0", "10.244.0.0/24", Path("/tmp/n1/ipam")))
     bridge = conf["plugins"][0]
-    assert (bridge["type"], bridge["bridge"], bridge["ipMasq"]) == ("bridge", "ktbr0", True)
+    assert (bridge["type"], bridge["bridge"], bridge["ipMasq"]) == ("bridge", "ktbr0", False)
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.0.0/24"}]]
     assert bridge["ipam"]["dataDir"] == "/tmp/n1/ipam"
 

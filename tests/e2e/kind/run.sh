@@ -40,7 +40,21 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== kind cluster $cluster"
-kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 180s
+# Two workers (the two-node test puts one trainer on each) sharing one /var/tmp, the example's
+# run volume: on one machine that is how a group restart on other nodes finds the checkpoint.
+shared_tmp=${SHARED_TMP:-$(mktemp -d -t kubetrain-e2e-var-tmp.XXXXXX)}
+chmod 1777 "$shared_tmp"
+kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 180s \
+  --config - <<EOF
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+  extraMounts: [{hostPath: $shared_tmp, containerPath: /var/tmp}]
+- role: worker
+  extraMounts: [{hostPath: $shared_tmp, containerPath: /var/tmp}]
+EOF
 kind export kubeconfig --name "$cluster"
 
 echo "== images"

@@ -60,7 +60,7 @@ def serve(state: Path, gpus: int, then: str | None, real: bool = False) -> None:
     """Run the cluster in the foreground until SIGTERM/SIGINT (what `up` starts)."""
     with contextlib.ExitStack() as stack:
         if real:  # a real node: containerd, kubelet, kube-proxy, CoreDNS, the local images
-            cp, node = stack.enter_context(real_cluster(("pause", "operator", "trainer")))
+            cp, (node,) = stack.enter_context(real_cluster(("pause", "operator", "trainer")))
             images = {name: image.ref for name, image in node.images.items()}
             pod_logs = str(node.paths.pod_logs)
         else:

@@ -24,6 +24,7 @@ class Container:
     pod: str
     name: str
     pid: int
+    node: str = ""
 
 
 class Cluster:
@@ -74,24 +75,27 @@ def _parse_status(text: str) -> dict[str, str]:
 
 
 class LocalCluster(Cluster):
-    """The real node of kubetrain_testenv, on this machine."""
+    """The real nodes of kubetrain_testenv, on this machine."""
 
-    def __init__(self, cp: Any, node: RealNode) -> None:
-        self.cp, self.node = cp, node
+    def __init__(self, cp: Any, nodes: list[RealNode]) -> None:
+        self.cp, self.nodes = cp, {node.name: node for node in nodes}
         self.kubeconfig = cp.kubeconfig
         self.kubectl_bin = str(cp.assets / "kubectl")
         self.helm_bin = str(cp.assets / "helm")
-        self.operator_image = node.images["operator"].ref
-        self.trainer_image = node.images["trainer"].ref
+        self.operator_image = nodes[0].images["operator"].ref
+        self.trainer_image = nodes[0].images["trainer"].ref
 
     def containers(self) -> list[Container]:
-        tasks = self.node.ctr("tasks", "ls").stdout.splitlines()[1:]
+        return [c for node in self.nodes.values() for c in self._containers(node)]
+
+    def _containers(self, node: RealNode) -> list[Container]:
+        tasks = node.ctr("tasks", "ls").stdout.splitlines()[1:]
         found = []
         for line in tasks:
             task_id, pid, state = line.split()[:3]
             if state != "RUNNING":
                 continue
-            info = self.node.ctr("containers", "info", task_id)
+            info = node.ctr("containers", "info", task_id)
             if info.returncode != 0:
                 continue  # removed since
             labels = json.loads(info.stdout).get("Labels") or {}
@@ -104,12 +108,13 @@ class LocalCluster(Cluster):
                     labels.get("io.kubernetes.pod.name", ""),
                     labels.get("io.kubernetes.container.name", ""),
                     int(pid),
+                    node.name,
                 )
             )
         return found
 
     def kill(self, container: Container) -> None:
-        done = self.node.ctr("tasks", "kill", "--signal", "SIGKILL", container.id)
+        done = self.nodes[container.node].ctr("tasks", "kill", "--signal", "SIGKILL", container.id)
         assert done.returncode == 0, done.stderr
 
     def proc_status(self, container: Container) -> dict[str, str]:
@@ -151,6 +156,7 @@ class KindCluster(Cluster):
                         labels["io.kubernetes.pod.name"],
                         labels["io.kubernetes.container.name"],
                         int(info["info"]["pid"]),
+                        node,
                     )
                 )
         return found

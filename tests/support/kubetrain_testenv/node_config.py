@@ -31,6 +31,11 @@ class NodePaths:
         return self.dir / "containerd" / "containerd.sock"
 
     @property
+    def private_root(self) -> Path:
+        """containerd's root when the node does not use the machine's shared one."""
+        return self.dir / "containerd" / "root"
+
+    @property
     def cni_conf_dir(self) -> Path:
         return self.dir / "cni" / "net.d"
 
@@ -58,7 +63,7 @@ def containerd_config(paths: NodePaths, sandbox_image: str, root: Path | None = 
     d = paths.dir / "containerd"
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     return f"""version = 2
-root = "{root or d / "root"}"
+root = "{root or paths.private_root}"
 state = "{d / "state"}"
 # Snapshotters this machine cannot use (their failures are only log noise).
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
@@ -99,8 +104,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 def cni_conflist(bridge: str, pod_subnet: str, ipam_dir: Path) -> str:
-    """A bridge network: pods get an address of `pod_subnet`; traffic leaving it is
-    masqueraded to the node's address (so the API server and other nodes can answer)."""
+    """A bridge network: pods get an address of `pod_subnet`. No masquerading here: pods on
+    other nodes see a pod's own address; the node masquerades only what leaves the cluster's
+    pod network (real_node), so the API server can answer."""
     return json.dumps(
         {
             "cniVersion": "0.4.0",
@@ -110,7 +116,7 @@ def cni_conflist(bridge: str, pod_subnet: str, ipam_dir: Path) -> str:
                     "type": "bridge",
                     "bridge": bridge,
                     "isGateway": True,
-                    "ipMasq": True,
+                    "ipMasq": False,
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",

@@ -1,10 +1,13 @@
-"""A real test node's network: its own network namespace, joined to the machine by a veth pair.
+"""Real test nodes' network: one bridge on the machine per cluster (the nodes' LAN), and per node
+a network namespace joined to that bridge by a veth pair.
 
-The machine's end of the pair (`host_ip`) is where the node (kubelet, kube-proxy, CoreDNS and,
-masqueraded, every pod) reaches the API server; `node_ip` is the node's InternalIP, where the
-API server reaches the kubelet. Inside the namespace, the CNI bridge and kube-proxy's iptables
-rules are the node's own: nothing is written to the machine's tables, and deleting the
-namespace deletes the bridge and the veth pair with it.
+The bridge's address (`host_ip`) is where every node (kubelet, kube-proxy, CoreDNS and,
+masqueraded, every pod) reaches the API server; `node_ip` is a node's InternalIP on the LAN,
+where the API server reaches its kubelet and where the other nodes send the traffic of its pod
+subnet (`add_pod_route`): pods talk to pods on other nodes across the bridge, unmasqueraded, as
+on a real cluster. The machine only bridges (layer 2): it needs no IP forwarding. Inside a
+namespace, the CNI bridge and kube-proxy's iptables rules are the node's own: nothing is written
+to the machine's tables, and deleting the namespace deletes its veth pair with it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NETNS_DIR = Path("/run/netns")
-# 10.250.N.0/30 per node: far from the pod (10.244/16) and service (10.0.0/24) ranges.
-LINK_POOL = ipaddress.ip_network("10.250.0.0/16")
+# 10.250.N.0/24 per cluster: far from the pod (10.244/16) and service (10.0.0/24) ranges.
+LAN_POOL = ipaddress.ip_network("10.250.0.0/16")
 
 
 def _ip(*args: str) -> None:
@@ -35,6 +38,47 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
         for link in json.loads(out)
         for a in link.get("addr_info", [])
     ]
+
+
+@dataclass(frozen=True)
+class Lan:
+    """The bridge a cluster's nodes share, and its subnet (the machine holds the first address)."""
+
+    bridge: str
+    subnet: str
+
+    @property
+    def host_ip(self) -> str:
+        return str(next(ipaddress.ip_network(self.subnet).hosts()))
+
+    def node_ip(self, index: int) -> str:
+        """The address of node `index` (0-based)."""
+        return str(list(ipaddress.ip_network(self.subnet).hosts())[index + 1])
+
+    @classmethod
+    def create(cls, tag: str) -> Lan:
+        """Make the bridge `ktl<tag>` on a free /24 of LAN_POOL."""
+        used = _used_networks()
+        subnets = list(LAN_POOL.subnets(new_prefix=24))
+        random.shuffle(subnets)
+        subnet = next(s for s in subnets if not any(s.overlaps(u) for u in used))
+        lan = cls(f"ktl{tag[-8:]}", str(subnet))
+        try:
+            _ip("link", "add", lan.bridge, "type", "bridge")
+            _ip("addr", "add", f"{lan.host_ip}/{subnet.prefixlen}", "dev", lan.bridge)
+            _ip("link", "set", lan.bridge, "up")
+        except BaseException:
+            lan.delete()
+            raise
+        return lan
+
+    def delete(self) -> None:
+        """Remove the bridge. Idempotent."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _ip("link", "del", self.bridge)
+
+    def exists(self) -> bool:
+        return Path("/sys/class/net", self.bridge).exists()
 
 
 @dataclass(frozen=True)
@@ -56,24 +100,20 @@ class NodeNetwork:
         return ["nsenter", f"--net={self.netns_path}", "--"]
 
     @classmethod
-    def create(cls, tag: str) -> NodeNetwork:
-        """Make the namespace `kt-<tag>` and its link, with a free /30 of LINK_POOL."""
-        used = _used_networks()
-        subnets = list(LINK_POOL.subnets(new_prefix=30))
-        random.shuffle(subnets)
-        link = next(s for s in subnets if not any(s.overlaps(u) for u in used))
-        host_ip, node_ip = (str(h) for h in link.hosts())
-        net = cls(f"kt-{tag}", f"kth{tag[-8:]}", host_ip, node_ip)
+    def create(cls, tag: str, lan: Lan, index: int = 0) -> NodeNetwork:
+        """Make the namespace `kt-<tag>` and its link to `lan`, as node `index` of it."""
+        prefix = ipaddress.ip_network(lan.subnet).prefixlen
+        net = cls(f"kt-{tag}", f"kth{tag[-8:]}", lan.host_ip, lan.node_ip(index))
         try:
             _ip("netns", "add", net.netns)
             _ip("link", "add", net.host_link, "type", "veth", "peer", "name", "eth0",
                 "netns", net.netns)  # fmt: skip
-            _ip("addr", "add", f"{host_ip}/30", "dev", net.host_link)
+            _ip("link", "set", net.host_link, "master", lan.bridge)
             _ip("link", "set", net.host_link, "up")
-            _ip("-n", net.netns, "addr", "add", f"{node_ip}/30", "dev", "eth0")
+            _ip("-n", net.netns, "addr", "add", f"{net.node_ip}/{prefix}", "dev", "eth0")
             _ip("-n", net.netns, "link", "set", "eth0", "up")
             _ip("-n", net.netns, "link", "set", "lo", "up")
-            _ip("-n", net.netns, "route", "add", "default", "via", host_ip)
+            _ip("-n", net.netns, "route", "add", "default", "via", lan.host_ip)
             # Pods' traffic is routed through the node, and bridged traffic must meet
             # kube-proxy's iptables rules (per namespace on this kernel).
             for key in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"):
@@ -84,6 +124,10 @@ class NodeNetwork:
             net.delete()
             raise
         return net
+
+    def add_pod_route(self, pod_subnet: str, via: str) -> None:
+        """Send traffic for another node's pods (`pod_subnet`) to that node (`via`)."""
+        _ip("-n", self.netns, "route", "add", pod_subnet, "via", via)
 
     def delete(self) -> None:
         """Remove the namespace (its bridge and veth pair go with it). Idempotent."""

@@ -47,12 +47,13 @@ def started_control_plane(gpus: int = 0) -> Iterator[ControlPlane]:
 @contextmanager
 def started_real_cluster(
     images: tuple[str, ...] = ("pause", "operator", "trainer"),
-) -> Iterator[tuple[ControlPlane, RealNode]]:
+    nodes: int = 1,
+) -> Iterator[tuple[ControlPlane, list[RealNode]]]:
     """`real_cluster.real_cluster` for fixtures: a failed build fails the test with the build's
     output (it never skips); start-up times go to the session's summary."""
     try:
-        with real_cluster(images, TIMINGS) as (cp, node):
+        with real_cluster(images, TIMINGS, nodes) as (cp, members):
             RUN_IDS.append(cp.run_id)
-            yield cp, node
+            yield cp, members
     except AssetsError as exc:
         pytest.fail(f"building what the real node needs failed: {exc}", pytrace=False)

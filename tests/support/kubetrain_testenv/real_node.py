@@ -1,16 +1,20 @@
 """A real Kubernetes node on this machine: containerd + runc, kubelet, kube-proxy and CoreDNS.
 
 Test and development tool only. Each node lives in its own network namespace (node_network),
-with its own containerd (private root, state and socket), kubelet root dir, pod log dir and
-cgroup tree, so several nodes and test sessions can share the machine. The project's images
-(hack/images/build.sh) are imported into containerd's `k8s.io` namespace; pods use them with
-`imagePullPolicy: Never`/`IfNotPresent` (no registry is reachable).
+with its own containerd (state and socket), kubelet root dir, pod log dir and cgroup tree, so
+several nodes and test sessions can share the machine. The first node of a machine uses the
+shared containerd root (images stay imported across runs); the other nodes of its cluster get a
+hard-linked clone of it, made before any containerd runs on it (`clone_shared_root`): their
+images are there at no disk cost, and nothing a node writes reaches another's files. The
+project's images (hack/images/build.sh) are imported into containerd's `k8s.io` namespace; pods
+use them with `imagePullPolicy: Never`/`IfNotPresent` (no registry is reachable).
 
 `stop()` leaves nothing behind, even after a failed test: the kubelet, kube-proxy and CoreDNS
 stop, every process in the node's cgroup tree is killed, containerd stops, everything mounted
-under the node's directory is unmounted, the cgroups and the network namespace (bridge and veth
-pair included) are removed. A record under /run/kubetrain-testenv/nodes/ lets a later run do
-the same for a node whose owner was SIGKILLed (`reap_orphaned_nodes`).
+under the node's directory is unmounted, the private containerd root, the cgroups and the
+network namespace (its CNI bridge and veth pair included) are removed, and with the first node
+the cluster's LAN bridge. A record under /run/kubetrain-testenv/nodes/ lets a later run do the
+same for a node whose owner was SIGKILLed (`reap_orphaned_nodes`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -39,7 +44,7 @@ from .node_config import (
     corefile,
     kubelet_config,
 )
-from .node_network import NodeNetwork
+from .node_network import Lan, NodeNetwork
 from .pki import client_cert
 
 RECORDS = Path("/run/kubetrain-testenv/nodes")
@@ -48,6 +53,13 @@ IMAGES_SCRIPT = REPO_ROOT / "hack" / "images" / "build.sh"
 _CACHE = Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
 # containerd's root (content store, snapshots) kept across runs: the trainer image is GBs.
 SHARED_ROOT = _CACHE / "node" / "containerd-root"
+# What of a containerd root a clone takes: content, unpacked layers and the metadata (not the
+# CRI's or the runtimes' per-container state, which belongs to the node that made it).
+CLONED_PARTS = (
+    "io.containerd.content.v1.content",
+    "io.containerd.snapshotter.v1.overlayfs",
+    "io.containerd.metadata.v1.bolt",
+)
 CGROUP_FS = Path("/sys/fs/cgroup")
 COREDNS_USER = "kubetrain:coredns"
 
@@ -58,6 +70,20 @@ class Image:
 
     name: str
     ref: str
+
+
+def stale_images(listing: str, wanted: set[str]) -> list[str]:
+    """The image references to remove from a kept containerd root, given `ctr images ls`:
+    our images' older builds, and the `sha256:<id>` references the CRI plugin adds for every
+    image, unless they point at a wanted one (else they would keep every old image's layers)."""
+    refs = dict(line.split()[0:3:2] for line in listing.splitlines()[1:] if line.strip())
+    kept = {refs[ref] for ref in wanted if ref in refs}
+    return [
+        ref
+        for ref, digest in refs.items()
+        if (ref.startswith("localhost/kubetrain/") and ref not in wanted)
+        or (ref.startswith("sha256:") and digest not in kept)
+    ]
 
 
 def parse_images(text: str) -> dict[str, Image]:
@@ -81,7 +107,9 @@ class RealNode:
         name: str = "node-1",
         pod_subnet: str = "10.244.0.0/24",
         dns: bool = True,
+        lan: Lan | None = None,
     ) -> None:
+        """`lan`: the cluster's bridge, given to the one node that removes it when it stops."""
         self.cp = cp
         self.net = net
         self.binaries = binaries
@@ -89,12 +117,15 @@ class RealNode:
         self.name = name
         self.pod_subnet = pod_subnet
         self.dns = dns
+        self.lan = lan
         self.tag = net.netns.removeprefix("kt-")
         self.paths = NodePaths(cp.root / "nodes" / name)
         self.cgroup_root = f"/kubetrain-{self.tag}"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stopped = False
+        self._prepared = False
         self._shared_root = False
+        self._cloned_root = False
         self._lock: IO[str] | None = None
         self.timings: dict[str, float] = {}
 
@@ -140,10 +171,7 @@ class RealNode:
         """Start containerd, import the images, start the kubelet (wait for Ready), kube-proxy
         and CoreDNS (wait until it answers)."""
         started = time.monotonic()
-        self.paths.dir.mkdir(parents=True, exist_ok=True)
-        self._shared_root = self._lock_shared_root()
-        _write_record(self)
-        _make_cgroups(self.cgroup_root)
+        self.prepare()
         self._start_containerd()
         self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
         self._import_images()
@@ -155,6 +183,59 @@ class RealNode:
         if self.dns:
             self._start_coredns()
         return self
+
+    def prepare(self) -> None:
+        """Directories, record, cgroups, and the shared root if free. Idempotent."""
+        if self._prepared:
+            return
+        self._prepared = True
+        self.paths.dir.mkdir(parents=True, exist_ok=True)
+        self._shared_root = self._lock_shared_root()
+        _write_record(self)
+        _make_cgroups(self.cgroup_root)
+        # Pods reach other nodes' pods unmasqueraded (the CNI bridge's ipMasq would hide their
+        # addresses); only traffic leaving the cluster's pod network is masqueraded.
+        subprocess.run(
+            [*self.net.nsenter(), "iptables", "-t", "nat", "-A", "POSTROUTING", "-s",
+             self.pod_subnet, "!", "-d", CLUSTER_CIDR, "-j", "MASQUERADE"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def import_images(self) -> None:
+        """Bring the images into this node's root with containerd stopped afterwards (so that
+        the root can be cloned; start() starts containerd again, with nothing left to import)."""
+        self.prepare()
+        self._start_containerd()
+        self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
+        self._import_images()
+        procs.stop(self._procs.pop("containerd"), grace=10.0)
+        # start() waits for the socket to appear: a stale one would answer too soon.
+        self.paths.containerd_socket.unlink(missing_ok=True)
+
+    @property
+    def holds_shared_root(self) -> bool:
+        return self._shared_root
+
+    def clone_shared_root(self, holder: RealNode) -> None:
+        """Use a hard-linked copy of the shared root as this node's private root. `holder`
+        holds the shared root and has not started its containerd (the copy must not race its
+        writes). Blobs and unpacked layers are never written after they are made, so links
+        are safe; the metadata databases are written in place, so they are real copies."""
+        assert holder.holds_shared_root and "containerd" not in holder._procs
+        self.prepare()
+        if self._shared_root or not SHARED_ROOT.is_dir():
+            return
+        started = time.monotonic()
+        target = self.paths.private_root
+        target.mkdir(parents=True, exist_ok=True)
+        for part in CLONED_PARTS:
+            if (SHARED_ROOT / part).is_dir():
+                subprocess.run(["cp", "-al", str(SHARED_ROOT / part), str(target)], check=True)
+        for db in target.rglob("*.db"):
+            db.unlink()
+            shutil.copy2(SHARED_ROOT / db.relative_to(target), db)
+        self._cloned_root = True
+        self.timings["containerd root cloned"] = time.monotonic() - started
 
     def _lock_shared_root(self) -> bool:
         """Use the machine's shared containerd root (images stay imported across runs) if no
@@ -175,24 +256,21 @@ class RealNode:
         (p.cni_conf_dir / "10-kubetrain.conflist").write_text(
             cni_conflist("ktbr0", self.pod_subnet, p.dir / "cni" / "ipam")
         )
-        root = SHARED_ROOT if self._shared_root else None
+        root = SHARED_ROOT if self._shared_root else p.private_root
         p.containerd_config.write_text(containerd_config(p, self.images["pause"].ref, root))
         self._spawn("containerd", ["containerd", "--config", p.containerd_config])
 
     def _import_images(self) -> None:
         """Stream the images containerd lacks into it (a shared root already has them), after
         clearing what a killed run may have left in a shared root and older builds' images."""
-        if self._shared_root:
+        if self._shared_root or self._cloned_root:
             for kind in ("tasks", "containers"):
                 ids = self.ctr(kind, "ls", "-q").stdout.split()
                 if ids:
                     self.ctr(kind, "rm", *(["-f"] if kind == "tasks" else []), *ids)
-            wanted = {image.ref for image in self.images.values()}
-            stale = [
-                ref
-                for ref in self.ctr("images", "ls", "-q").stdout.split()
-                if ref.startswith("localhost/kubetrain/") and ref not in wanted
-            ]
+            stale = stale_images(
+                self.ctr("images", "ls").stdout, {image.ref for image in self.images.values()}
+            )
             if stale:
                 self.ctr("images", "rm", *stale)
         refs = [image.ref for image in self.images.values()]
@@ -279,7 +357,7 @@ class RealNode:
             if "containerd-shim" in cmd and socket in cmd:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        _clean_up(self.paths.dir, self.cgroup_root, self.net)
+        _clean_up(self.paths.dir, self.cgroup_root, self.net, self.lan)
         _record_path(self.tag).unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.close()  # releases the shared root
@@ -379,6 +457,7 @@ def _write_record(node: RealNode) -> None:
         "dir": str(node.paths.dir),
         "cgroup_root": node.cgroup_root,
         "net": node.net.__dict__,
+        "lan": node.lan.__dict__ if node.lan else None,
     }
     _record_path(node.tag).write_text(json.dumps(record))
 
@@ -394,7 +473,8 @@ def reap_orphaned_nodes() -> list[str]:
         if procs.owner_alive(record["owner"]):
             continue
         _kill_cgroup_tree(record["cgroup_root"])
-        _clean_up(Path(record["dir"]), record["cgroup_root"], NodeNetwork(**record["net"]))
+        lan = Lan(**record["lan"]) if record.get("lan") else None
+        _clean_up(Path(record["dir"]), record["cgroup_root"], NodeNetwork(**record["net"]), lan)
         path.unlink(missing_ok=True)
         reaped.append(record["net"]["netns"])
     return reaped
@@ -457,8 +537,9 @@ def _mounts_under(directory: Path) -> list[str]:
     return sorted(set(mounts), key=len, reverse=True)
 
 
-def _clean_up(directory: Path, cgroup_root: str, net: NodeNetwork) -> None:
-    """Unmount under `directory`, remove the cgroups and the network namespace."""
+def _clean_up(directory: Path, cgroup_root: str, net: NodeNetwork, lan: Lan | None) -> None:
+    """Unmount under `directory`, remove the cgroups, the private containerd root, the network
+    namespace and (if the node owns it) the cluster's LAN bridge."""
     for _ in range(3):  # a lazy unmount can uncover another mount at the same point
         points = _mounts_under(directory)
         if not points:
@@ -468,7 +549,11 @@ def _clean_up(directory: Path, cgroup_root: str, net: NodeNetwork) -> None:
     for cgroup in _tree(cgroup_root):
         with contextlib.suppress(OSError):
             cgroup.rmdir()
+    # A private root (a clone's links would pin the shared root's old blobs); logs stay.
+    shutil.rmtree(NodePaths(directory).private_root, ignore_errors=True)
     net.delete()
+    if lan is not None:
+        lan.delete()
 
 
 def leftovers(node: RealNode) -> list[str]:
@@ -478,6 +563,10 @@ def leftovers(node: RealNode) -> list[str]:
     found += [f"cgroup {c}" for c in _tree(node.cgroup_root)]
     if node.net.exists():
         found.append(f"netns {node.net.netns}")
+    if node.lan is not None and node.lan.exists():
+        found.append(f"bridge {node.lan.bridge}")
+    if node.paths.private_root.exists():
+        found.append(f"containerd root {node.paths.private_root}")
     return found
 
 
