@@ -41,10 +41,12 @@ def _names(name: str, spec: TrainingJobSpec) -> list[str]:
         problems.append(
             "metadata.name: must start with a letter (it names the headless Service)"
         )
-    limit = max_job_name_length(spec.parallelism.nodes)
+    # An elastic job may grow to maxNodes: its largest worker index must fit too.
+    nodes = spec.parallelism.max_nodes or spec.parallelism.nodes
+    limit = max_job_name_length(nodes)
     if len(name) > limit:
         problems.append(
-            f"metadata.name: at most {limit} characters with {spec.parallelism.nodes} nodes "
+            f"metadata.name: at most {limit} characters with {nodes} nodes "
             "(worker hostnames are <name>-worker-<i>, at most 63 characters)"
         )
     return problems

@@ -60,6 +60,12 @@ def test_names_must_fit_dns_labels():
     assert validate("7up", {}, spec())[0].startswith("metadata.name: must start with a letter")
 
 
+def test_an_elastic_job_name_must_fit_its_largest_size():
+    elastic = spec(parallelism={"nodes": 2, "minNodes": 1, "maxNodes": 11})
+    (problem,) = validate("x" * 54, {}, elastic)  # fits worker-1, not worker-10
+    assert problem.startswith("metadata.name: at most 53 characters with 11 nodes")
+
+
 def test_command_annotation_must_be_a_json_list():
     assert validate("demo", {"kubetrain.io/command": '["a"]'}, spec()) == []
     assert validate("demo", {"kubetrain.io/command": "a b"}, spec()) == [
