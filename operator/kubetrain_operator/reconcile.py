@@ -106,10 +106,11 @@ class Reconciler:
         )
         verdict = self.gate.check(meta, spec, job, pods) if queued else None
         if verdict is not None and verdict.hold is not None:
-            return self._act(obj, meta, job, verdict.hold)
-        decision = decide(verdict.job if verdict else job, pods, now)
-        if spec.queue_name:
-            self.gate.finish(meta, decision)
+            decision = verdict.hold  # waiting for Kueue (or evicted by it): no pods
+        else:
+            decision = decide(verdict.job if verdict else job, pods, now)
+            if spec.queue_name:
+                self.gate.finish(meta, decision)
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
