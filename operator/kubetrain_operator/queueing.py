@@ -7,16 +7,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from kubernetes.client.exceptions import ApiException
+
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain_operator import kueue
 from kubetrain_operator.decision import Decision, JobState
-from kubetrain_operator.kube import Kube
+from kubetrain_operator.kube import Kube, is_status
 from kubetrain_operator.names import JobMeta
 from kubetrain_operator.observe import ObservedPod
 from kubetrain_operator.render import render_worker_pod
 
 # While held, look again at least this often (Workload and pod events come first).
 HOLD_RESYNC_SECONDS = 60.0
+KUEUE_MISSING = "KueueNotInstalled"
+KUEUE_MISSING_MESSAGE = (
+    f"spec.queueName is set, but the API server serves no {kueue.KUEUE_API} Workloads: "
+    "install Kueue, or remove queueName"
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,16 @@ class Gate:
             # Kueue allows no change to a Workload that holds quota; a waiting one follows
             # the spec (nodes, resources, queue).
             if workload is None or not kueue.same_request(workload, wanted):
-                workload = self.kube.apply_workload(wanted)
+                try:
+                    workload = self.kube.apply_workload(wanted)
+                except ApiException as e:
+                    if not is_status(e, 404):
+                        raise
+                    # The API server serves no Workloads: say so instead of retrying mutely.
+                    missing = kueue.Admission("pending", KUEUE_MISSING, KUEUE_MISSING_MESSAGE)
+                    decision = kueue.hold(job, pods, missing, now)
+                    decision.requeue(HOLD_RESYNC_SECONDS)
+                    return Verdict(decision, job)
                 admission = kueue.read_admission(workload)
         if admission.state == "admitted":
             names = sorted(set(admission.flavors.values()))
