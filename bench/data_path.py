@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -43,18 +44,20 @@ def main() -> None:
         shards = read_shards(str(out), "uint16", None, None)
         windows = TokenWindows(shards.stream(), args.seq, packing=True, seed=0)
         order = BatchOrder(len(windows), args.batch, seed=0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for step in range(args.steps):
             (idx,) = order.rank_micro_batches(step, 0, 1, args.batch)
             x, y = windows.batch(idx, order.epoch_of(step))
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-    rate = args.steps * args.batch * args.seq / seconds
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    tokens = args.steps * args.batch * args.seq
+    rate = tokens / seconds
     print(f"data path: {len(shards.files)} shards, {shards.tokens:,} tokens, batch {args.batch}"
           f" × {args.seq}, random windows, to {device}: {rate:,.0f} tokens/s"
-          f" ({seconds / args.steps * 1e3:.3f} ms per batch)")
+          f" ({seconds / args.steps * 1e3:.3f} ms per batch); {tokens / cpu:,.0f} tokens per"
+          f" CPU-second of this process (load average {os.getloadavg()[0]:.1f})")
     if args.consumer:
         recs = [json.loads(line) for line in (args.consumer / "metrics.jsonl").open()]
         used = [r["tokensPerSecond"] for r in recs if r.get("tokensPerSecond")]

@@ -43,24 +43,36 @@ def main() -> None:
 
         # The library alone: batch encoding of the same pieces, every core (its thread pool).
         parts = list(pieces(corpus, 1 << 20))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         n = sum(len(e.ids) for e in tok.hf.encode_batch(parts, add_special_tokens=False))
-        rows.append(("tokenizers encode_batch (all cores, in memory)", n, time.perf_counter() - t0))
+        rows.append(("tokenizers encode_batch (all cores, in memory)", n,
+                     time.perf_counter() - t0, _cpu() - c0))
 
         text_spec = TextPreprocessing(tokenizer="pretrained", tokenizer_path="tokenizer.json")
         cores = os.cpu_count() or 1
         for workers in dict.fromkeys((1, cores)):
             spec = TokenData.model_validate({"path": f"shards-{workers}",
                                              "prepare": {"path": "corpus.txt"}})
+            c0 = _cpu()
             done = prepare(spec, text_spec, SplitFractions(), tmp, workers=workers)
             rows.append((f"kubetrain prepare, {workers} worker(s) (read, encode, write shards)",
-                         done.tokens, done.tokenize_seconds))
+                         done.tokens, done.tokenize_seconds, _cpu() - c0))
         print(f"corpus: {mb:.1f} MB of text ({args.copies} × Tiny Shakespeare), BPE vocabulary"
               f" {tok.vocab_size}, {cores} cores, load average {os.getloadavg()[0]:.1f}")
-        print("| contender | tokens | seconds | MB/s of text |")
-        print("|---|---:|---:|---:|")
-        for name, tokens, seconds in rows:
-            print(f"| {name} | {tokens:,} | {seconds:.2f} | {mb / seconds:.2f} |")
+        print("| contender | tokens | wall s | MB/s of text (wall) | CPU s | MB per CPU-second |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, tokens, seconds, cpu in rows:
+            print(f"| {name} | {tokens:,} | {seconds:.2f} | {mb / seconds:.2f} | {cpu:.2f} |"
+                  f" {mb / cpu:.2f} |")
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads) and of its ended children (workers)."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 if __name__ == "__main__":
