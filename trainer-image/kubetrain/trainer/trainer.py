@@ -38,8 +38,9 @@ from kubetrain.reporting.sink import Sink
 from kubetrain.trainer.checkpoint import (
     Checkpointer,
     CheckpointError,
+    Location,
+    Manifest,
     Stateful,
-    read_manifest,
     read_part,
 )
 from kubetrain.trainer.distributed import any_rank, barrier, init_distributed, wrap_model
@@ -165,12 +166,14 @@ class Trainer:
             self._load(self.resume_from)
         self.reporter.start(self.loop.state.step)
 
-    def _load(self, path: Path) -> None:
-        changes = guard_changes(read_manifest(path).guard, self.guard)
-        if changes:
-            raise InvalidJob(mismatch_message(str(path), changes))
+    def _load(self, path: Location) -> None:
+        def same_job(manifest: Manifest) -> None:
+            changes = guard_changes(manifest.guard, self.guard)
+            if changes:
+                raise InvalidJob(mismatch_message(str(path), changes))
+
         manifest = self.checkpointer.load(path, main=self._parts(), per_rank={"rng": RNGState()},
-                                          sharded=self._sharded())
+                                          sharded=self._sharded(), accept=same_job)
         if manifest.world != self.ctx.world:  # another world size: a fresh stream per rank
             seed = hash((self.job.spec.training.seed, manifest.step, self.ctx.rank))
             torch.manual_seed(seed & 0xFFFF_FFFF)
