@@ -261,18 +261,17 @@ class RealNode:
         self._spawn("containerd", ["containerd", "--config", p.containerd_config])
 
     def _import_images(self) -> None:
-        """Stream the images containerd lacks into it (a shared root already has them), after
-        clearing what a killed run may have left in a shared root and older builds' images."""
-        if self._shared_root or self._cloned_root:
+        """Stream the images containerd lacks into it (a kept root already has them), after
+        clearing what a killed run may have left in a kept root; then remove older builds'
+        images. In that order: a new build shares most layers with the old one, and removing
+        the old first would let the garbage collector delete them before the import reuses
+        them (the import skips what containerd has, and would then miss them)."""
+        kept_root = self._shared_root or self._cloned_root
+        if kept_root:
             for kind in ("tasks", "containers"):
                 ids = self.ctr(kind, "ls", "-q").stdout.split()
                 if ids:
                     self.ctr(kind, "rm", *(["-f"] if kind == "tasks" else []), *ids)
-            stale = stale_images(
-                self.ctr("images", "ls").stdout, {image.ref for image in self.images.values()}
-            )
-            if stale:
-                self.ctr("images", "rm", *stale)
         refs = [image.ref for image in self.images.values()]
         done = subprocess.run(
             ["bash", str(IMAGES_SCRIPT), "--import", str(self.paths.containerd_socket), *refs],
@@ -282,6 +281,11 @@ class RealNode:
         )
         if done.returncode != 0:
             raise RuntimeError(f"importing {refs} failed:\n{done.stderr[-3000:]}")
+        if kept_root:
+            stale = stale_images(self.ctr("images", "ls").stdout, set(refs))
+            if stale:
+                # --sync: the space is free (and a clone made next holds none of it) on return.
+                self.ctr("images", "rm", "--sync", *stale)
 
     def _start_kubelet(self) -> None:
         p = self.paths
