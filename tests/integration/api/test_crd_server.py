@@ -54,7 +54,8 @@ def test_model_dataset_training_and_parallelism_are_immutable(jobs, namespace) -
 
     with pytest.raises(ApiException) as info:
         patch({"spec": {"model": {"dropout": 0.2}}})
-    assert "are immutable: create a new TrainingJob" in info.value.body
+    assert "model, dataset, training and parallelism are immutable" in info.value.body
+    assert "create a new TrainingJob" in info.value.body
     patch({"spec": {"runPolicy": {"suspend": True}}})  # run policy may change
     got = jobs.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     assert got["spec"]["runPolicy"]["suspend"] is True

@@ -93,16 +93,20 @@ class TaggedUnion:
     members: tuple[str, ...]
     required: tuple[str, ...] = ()
 
+    # has() guards the tag: it may be optional (model.type beside model.import), and CEL reports
+    # reading an absent field as an evaluation error instead of a verdict.
     def _only_when_selected(self, m: str) -> Rule:
         return Rule(
-            f"!has(self.{m}) || self.{self.tag} == '{m}'",
+            f"!has(self.{m}) || (has(self.{self.tag}) && self.{self.tag} == '{m}')",
             f"{m} is set but {self.tag} is not {m}",
             m,
         )
 
     def _present_when_selected(self, m: str) -> Rule:
         return Rule(
-            f"self.{self.tag} != '{m}' || has(self.{m})", f"{self.tag} {m} needs a {m} block", m
+            f"!has(self.{self.tag}) || self.{self.tag} != '{m}' || has(self.{m})",
+            f"{self.tag} {m} needs a {m} block",
+            m,
         )
 
     @property
