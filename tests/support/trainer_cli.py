@@ -109,6 +109,15 @@ def metrics(run_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def logged_step(run_dir: Path) -> int:
+    """The newest step a running job has logged, -1 before the first (or while the file is
+    missing or its last line is half written)."""
+    try:
+        return max((r["step"] for r in metrics(run_dir)), default=-1)
+    except (OSError, ValueError):
+        return -1
+
+
 def losses(run_dir: Path) -> dict[int, float]:
     """Train loss by step; for steps logged twice (a resumed run) the later line wins."""
     return {r["step"]: r["loss"] for r in metrics(run_dir) if "loss" in r}

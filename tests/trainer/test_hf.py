@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 import torch
 from hf_models import write_tiny_llama
-from trainer_cli import kill_launcher, kubetrain, losses, metrics, start, wait_for, write_job
+from trainer_cli import (
+    kill_launcher,
+    kubetrain,
+    logged_step,
+    losses,
+    metrics,
+    start,
+    wait_for,
+    write_job,
+)
 from trainer_jobs import job_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +56,6 @@ def _lora_job(work: Path, model_dir: Path, name: str, **spec: Any) -> Path:
         **spec,
     }
     return write_job(work / f"{name}.yaml", job_dict(base, name=name))
-
-
-def _logged_step(run_dir: Path) -> int:
-    try:
-        return max((r["step"] for r in metrics(run_dir)), default=-1)
-    except (OSError, ValueError):
-        return -1
 
 
 # -- LoRA arithmetic and bad input (no training) ---------------------------------------------
@@ -149,9 +151,9 @@ def test_kill9_during_lora_finetune_resumes_to_identical_losses(
     run_dir = work / "lora-killed"
     job = _lora_job(work, model_dir, "lora")
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= CKPT + 3, 300, "steps after a checkpoint")
+    wait_for(lambda: logged_step(run_dir) >= CKPT + 3, 300, "steps after a checkpoint")
     kill_launcher(proc)
-    assert _logged_step(run_dir) < STEPS
+    assert logged_step(run_dir) < STEPS
     r = kubetrain("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress",
                   timeout=600)
     assert r.returncode == 0, r.stderr

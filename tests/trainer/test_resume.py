@@ -19,8 +19,8 @@ from trainer_cli import (
     final_params,
     kill_launcher,
     kubetrain,
+    logged_step,
     losses,
-    metrics,
     start,
     wait_for,
     write_job,
@@ -64,13 +64,6 @@ def _assert_same_run(got: Path, want: Path, *, exact: bool, after: int = 0) -> N
             torch.testing.assert_close(pa[k], pb[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-def _logged_step(run_dir: Path) -> int:
-    try:
-        return max((r["step"] for r in metrics(run_dir)), default=-1)
-    except (OSError, ValueError):
-        return -1
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("resume")
@@ -99,9 +92,9 @@ def test_kill9_then_resume_continues_the_same_run(work: Path, reference_2proc: P
     job = _job(work, "ref", dropout=0.1)
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     # After a checkpoint and some further steps: kill every process of the run at once.
-    wait_for(lambda: _logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
+    wait_for(lambda: logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
     kill_launcher(proc)
-    assert _logged_step(run_dir) < STEPS
+    assert logged_step(run_dir) < STEPS
     r = kubetrain("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "resuming from" in r.stderr
@@ -112,11 +105,11 @@ def test_sigterm_checkpoints_exits_75_and_resumes(work: Path, reference_2proc: P
     run_dir = work / "terminated"
     job = _job(work, "ref", dropout=0.1)
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= 7, 120, "training to start")
+    wait_for(lambda: logged_step(run_dir) >= 7, 120, "training to start")
     proc.send_signal(signal.SIGTERM)  # to the entrypoint only, as the kubelet does
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 75, out
-    stopped = _logged_step(run_dir)
+    stopped = logged_step(run_dir)
     assert (run_dir / "checkpoints" / f"step-{stopped:08d}" / "manifest.json").is_file()
     r = kubetrain("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -128,7 +121,7 @@ def test_ddp_matches_one_process_and_resumes_with_another_world_size(
     run_dir = work / "two-then-one"
     job = _job(work, "plain")
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
+    wait_for(lambda: logged_step(run_dir) >= 2 * CKPT + 3, 120, "steps after a checkpoint")
     kill_launcher(proc)
     two = losses(run_dir)
     one = losses(reference_1proc)
@@ -170,7 +163,7 @@ def test_a_crashed_rank_ends_the_run(work: Path) -> None:
                training={"maxSteps": 100_000, "globalBatchSize": 32, "microBatchSize": 8,
                          "logging": {"everySteps": 1}})
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= 5, 120, "training to start")
+    wait_for(lambda: logged_step(run_dir) >= 5, 120, "training to start")
     torchrun = _children(proc.pid)[0]
     workers = _children(torchrun)
     assert len(workers) == 2
@@ -216,7 +209,7 @@ def test_a_hung_rank_fails_the_group_after_the_collective_timeout(work: Path) ->
                training={"maxSteps": 100_000, "globalBatchSize": 32, "microBatchSize": 8,
                          "logging": {"everySteps": 1}})
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= 5, 120, "training to start")
+    wait_for(lambda: logged_step(run_dir) >= 5, 120, "training to start")
     workers = _children(_children(proc.pid)[0])
     os.kill(workers[-1], signal.SIGSTOP)  # frozen, not dead: only the timeout can tell
     try:

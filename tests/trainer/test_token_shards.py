@@ -21,6 +21,7 @@ from trainer_cli import (
     final_params,
     kill_launcher,
     kubetrain,
+    logged_step,
     losses,
     metrics,
     start,
@@ -55,13 +56,6 @@ def _job(tmp: Path, name: str, workers: int = 2, steps: int = STEPS) -> Path:
     return write_job(tmp / f"{name}.yaml", job_dict(spec, name=name))
 
 
-def _logged_step(run_dir: Path) -> int:
-    try:
-        return max((r["step"] for r in metrics(run_dir)), default=-1)
-    except (OSError, ValueError):
-        return -1
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shards")
@@ -94,9 +88,9 @@ def test_kill9_then_resume_gives_identical_losses(work: Path, reference: Path) -
     run_dir = work / "killed"
     job = _job(work, "ref")
     proc = start("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
-    wait_for(lambda: _logged_step(run_dir) >= 2 * CKPT + 3, 180, "steps after a checkpoint")
+    wait_for(lambda: logged_step(run_dir) >= 2 * CKPT + 3, 180, "steps after a checkpoint")
     kill_launcher(proc)
-    assert _logged_step(run_dir) < STEPS
+    assert logged_step(run_dir) < STEPS
     r = kubetrain("run", job, "--procs", "2", "--run-dir", run_dir, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "resuming from" in r.stderr and "preparing" not in r.stderr

@@ -33,6 +33,7 @@ from kubetrain.preprocessing.tokenizer import (
     read_tokenizer_file,
     train_bpe,
 )
+from kubetrain.storage.durable import fsync
 
 MARKER = ".preparing"
 Progress = Callable[[str, int, int], None]
@@ -216,14 +217,6 @@ def _clear(out: Path) -> None:
             p.unlink()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ShardWriter:
     """Appends ids to shard-NNNNNN.bin files of `cap` tokens; index.json last."""
 
@@ -278,10 +271,10 @@ class ShardWriter:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self.out)  # the shards' renames are durable before the index names them
+        fsync(self.out)  # the shards' renames are durable before the index names them
         os.replace(tmp, self.out / INDEX)
         (self.out / MARKER).unlink(missing_ok=True)
-        _fsync_dir(self.out)
+        fsync(self.out)
 
 
 def ensure_prepared(tokens: TokenData, text: TextPreprocessing, split: SplitFractions,
