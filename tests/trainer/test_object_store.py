@@ -98,6 +98,29 @@ def test_a_missing_bucket_or_object_is_one_line(s3_env: S3Server, url: str,
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+def test_a_hf_model_directory_in_a_bucket_loads(s3_env: S3Server, tmp_path: Path) -> None:
+    """model.hf.path may name a bucket prefix that save_pretrained's files were uploaded to."""
+    import transformers
+    from hf_models import write_tiny_llama
+
+    from kubetrain.models.hf_source import model_dir
+
+    local = write_tiny_llama(tmp_path / "tiny")
+    for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        _put(f"s3://{BUCKET}/models/tiny/{f.relative_to(local)}", f.read_bytes())
+    got = model_dir(f"s3://{BUCKET}/models/tiny/", None)
+    assert got != local and (got / "config.json").is_file()
+    model = transformers.AutoModelForCausalLM.from_pretrained(got)
+    want = transformers.AutoModelForCausalLM.from_pretrained(local)
+    for (name, a), (_, b) in zip(model.state_dict().items(), want.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(InvalidJob, match="no such object"):
+        model_dir(f"s3://{BUCKET}/models/absent/", None)
+    with pytest.raises(InvalidJob, match="must be local, s3:// or gs://"):
+        model_dir("https://example.invalid/models/tiny/", None)
+
+
 def test_wrong_credentials_are_access_denied(s3_env: S3Server,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     _put(f"s3://{BUCKET}/data/secret.txt", b"x")

@@ -65,12 +65,16 @@ class S3Server:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": REGION, **overrides}
 
-    def create_bucket(self, name: str) -> None:
-        """PUT /<bucket>, signed with AWS Signature Version 4 (no S3 client library needed)."""
-        request = self._signed("PUT", f"/{name}")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            if response.status != 200:
-                raise MinioError(f"creating bucket {name}: HTTP {response.status}")
+    def create_bucket(self, name: str, timeout: float = 60) -> None:
+        """PUT /<bucket>, signed with AWS Signature Version 4 (no S3 client library needed).
+        A loaded MinIO can report ready and still answer 503 while it initialises: wait_for
+        retries until the deadline and then names the last error."""
+
+        def created() -> bool:
+            with urllib.request.urlopen(self._signed("PUT", f"/{name}"), timeout=30) as r:
+                return r.status == 200
+
+        wait_for(created, timeout, interval=0.2, what=f"bucket {name}")
 
     def _signed(self, method: str, path: str) -> urllib.request.Request:
         now = datetime.datetime.now(datetime.UTC)

@@ -72,7 +72,8 @@ class HFArgs(KubeModel):
 
     path: str | None = Field(None, min_length=1, max_length=4096)
     """A model directory (config.json + weights, as save_pretrained writes it; relative paths
-    are looked up next to the job file, then in the working directory), or hf://org/name, read
+    are looked up next to the job file, then in the working directory), a bucket prefix
+    (s3://bucket/dir/, gs://...: copied once into the data cache), or hf://org/name, read
     from the local Hugging Face cache (huggingface_hub; downloads when the hub is reachable)."""
     architecture: str | None = Field(None, min_length=1, max_length=128)
     """A transformers model type (llama, gpt2, qwen2, mistral, ...) to build with random weights

@@ -1,5 +1,6 @@
-"""Where a Hugging Face model's files come from: a local directory (or volume), or hf://org/name
-through huggingface_hub's own cache (HF_HUB_OFFLINE=1 reads only what is cached)."""
+"""Where a Hugging Face model's files come from: a local directory (or volume), a bucket prefix
+(s3://, gs://: copied once into the data cache), or hf://org/name through huggingface_hub's own
+cache (HF_HUB_OFFLINE=1 reads only what is cached)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 from kubetrain.api.errors import suggest
 from kubetrain.api.model import HFArgs
 from kubetrain.errors import InvalidJob
+from kubetrain.storage.fetch import fetch
+from kubetrain.storage.remote import is_remote, scheme_of
 
 HF_PREFIX = "hf://"
 
@@ -19,6 +22,14 @@ def model_dir(path: str, base: Path | None, field: str = "model.hf.path") -> Pat
     """The local directory holding the files (config.json for a model)."""
     if path.startswith(HF_PREFIX):
         return _hub_snapshot(path[len(HF_PREFIX):], field)
+    if is_remote(path):
+        if scheme_of(path) in ("http", "https"):  # a web server lists no directory
+            raise InvalidJob(f"{field} {path}: a model directory must be local, s3:// or gs://"
+                             " (http(s):// names single files)")
+        p = fetch(path)  # every object under the prefix; InvalidJob when missing or denied
+        if not p.is_dir():
+            raise InvalidJob(f"{field} {path}: an object, not a prefix holding a model")
+        return p
     p = Path(path).expanduser()
     if not p.is_absolute() and not p.exists() and base is not None:
         p = base / p
