@@ -8,6 +8,7 @@ Children of a TrainingJob `J` in its namespace, all owned by it:
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -220,15 +221,19 @@ def _volumes(meta: JobMeta, spec: TrainingJobSpec) -> tuple[list[Obj], list[Obj]
     (that is how a PersistentVolumeClaim keeps checkpoints across group restarts)."""
     user = {v["name"]: v for v in spec.template.volumes}
     shm = str(spec.resources.shm_size)
+    # With hostIPC the runtime gives the container the node's /dev/shm; a volume there would
+    # hide it and NCCL's shared memory would no longer be the node's.
+    own_shm = not spec.template.host_ipc
+    shm_volume = {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}}
     volumes = [
         {"name": SPEC_VOLUME, "configMap": {"name": meta.names.config_map}},
-        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
+        *([shm_volume] if own_shm else []),
         user.pop(RUN_VOLUME, {"name": RUN_VOLUME, "emptyDir": {}}),
         *user.values(),
     ]
     mounts = [
         {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
-        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        *([{"name": SHM_VOLUME, "mountPath": "/dev/shm"}] if own_shm else []),
         # One directory per TrainingJob object on the volume: group restarts and suspend keep
         # the same UID and resume; a new job of the same name starts a new run.
         {"name": RUN_VOLUME, "mountPath": RUN_DIR, "subPath": run_subpath(meta)},
@@ -270,6 +275,21 @@ def _pod_labels(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: in
     return labels
 
 
+# Every container of a worker pod runs without privileges unless its spec says otherwise.
+CONTAINER_SECURITY: Obj = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+}
+
+
+def _init_container(user: Obj) -> Obj:
+    """A user's init container with our security defaults under the keys it does not set (a
+    key it sets, e.g. runAsUser or capabilities, is its own)."""
+    security = {**CONTAINER_SECURITY, **(user.get("securityContext") or {})}
+    return {**copy.deepcopy(user), "securityContext": copy.deepcopy(security)}
+
+
 def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generation: int) -> Obj:
     """Worker `index` of restart generation `generation`."""
     names = meta.names
@@ -287,11 +307,7 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
         "terminationMessagePath": TERMINATION_LOG,
         # A crash before the trainer writes its reason still leaves the log's tail.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     resources = _resources(spec)
     if resources:
@@ -333,6 +349,12 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
         pod_spec["priorityClassName"] = t.priority_class_name
     if t.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s.name} for s in t.image_pull_secrets]
+    if t.init_containers:
+        pod_spec["initContainers"] = [_init_container(c) for c in t.init_containers]
+    if t.scheduler_name:
+        pod_spec["schedulerName"] = t.scheduler_name
+    if t.host_ipc:
+        pod_spec["hostIPC"] = True
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -1,5 +1,6 @@
-"""Pod overrides: any extended resource, imagePullSecrets, a chosen ServiceAccount, and the
-grace period the trainer's shutdown follows."""
+"""Pod overrides: any extended resource, imagePullSecrets, a chosen ServiceAccount, the
+grace period the trainer's shutdown follows, init containers, the scheduler, and /dev/shm or
+the node's IPC namespace for NCCL."""
 
 from __future__ import annotations
 
@@ -131,3 +132,78 @@ def test_torchrun_takes_its_shutdown_timeout_from_the_pod_env(monkeypatch: pytes
     assert get_args_parser().parse_args(["train.py"]).shutdown_timeout == 300
     monkeypatch.delenv("PET_SHUTDOWN_TIMEOUT")
     assert get_args_parser().parse_args(["train.py"]).shutdown_timeout in (None, 30)
+
+
+def shm(pod: dict) -> tuple[list[dict], list[dict]]:
+    """The pod's /dev/shm volumes and the trainer's mounts of them."""
+    mounts = [m for m in container(pod)["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    names = {m["name"] for m in mounts}
+    return [v for v in pod["spec"]["volumes"] if v["name"] in names], mounts
+
+
+def test_init_containers_run_first_without_privileges_unless_they_say_so():
+    fetch = {"name": "fetch", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}
+    root = {"name": "chown", "image": "busybox:1.36",
+            "securityContext": {"runAsNonRoot": False, "runAsUser": 0}}  # fmt: skip
+    s = spec(template={"initContainers": [fetch, root]})
+
+    pod = render_worker_pod(meta(), s, 0, 0)
+
+    first, second = pod["spec"]["initContainers"]
+    assert {k: first[k] for k in fetch} == fetch
+    assert first["securityContext"] == container(pod)["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True
+    }  # fmt: skip
+    # The keys it sets are its own; the defaults it does not set still apply.
+    assert second["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": False, "runAsUser": 0,
+    }  # fmt: skip
+    # The spec is not changed by rendering (it is rendered again for every pod).
+    assert s.template.init_containers == [fetch, root]
+    assert pod["spec"]["containers"][0]["name"] == "trainer"
+
+
+def test_scheduler_name_reaches_the_pod():
+    pod = render_worker_pod(meta(), spec(template={"schedulerName": "volcano"}), 0, 0)
+
+    assert pod["spec"]["schedulerName"] == "volcano"
+
+
+def test_defaults_add_no_init_containers_scheduler_or_host_ipc_and_a_1gi_shm():
+    pod = render_worker_pod(meta(), spec(), 0, 0)
+
+    assert not {"initContainers", "schedulerName", "hostIPC"} & set(pod["spec"])
+    volumes, mounts = shm(pod)
+    assert [v["emptyDir"] for v in volumes] == [{"medium": "Memory", "sizeLimit": "1Gi"}]
+    assert len(mounts) == 1
+
+
+def test_shm_size_sizes_the_in_memory_dev_shm():
+    pod = render_worker_pod(meta(), spec(resources={"shmSize": "8Gi"}), 0, 0)
+
+    volumes, mounts = shm(pod)
+    assert [v["emptyDir"] for v in volumes] == [{"medium": "Memory", "sizeLimit": "8Gi"}]
+    assert [m["name"] for m in mounts] == [v["name"] for v in volumes]
+
+
+def test_host_ipc_shares_the_nodes_dev_shm_instead_of_a_volume():
+    pod = render_worker_pod(meta(), spec(template={"hostIPC": True}), 0, 0)
+
+    assert pod["spec"]["hostIPC"] is True
+    # A volume at /dev/shm would hide the node's, which hostIPC is asked for.
+    assert shm(pod) == ([], [])
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["kubetrain-spec", "kubetrain-run"]
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [
+        ({"schedulerName": "Not_A_Name"}, "schedulerName"),
+        ({"initContainers": [{"name": f"c{i}"} for i in range(17)]}, "initContainers"),
+        ({"hostIPC": "sometimes"}, "hostIPC\n  Input should be a valid boolean"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_field(template: dict, field: str):
+    with pytest.raises(ValidationError, match=field):
+        spec(template=template)

@@ -72,8 +72,9 @@ class Resources(KubeModel):
     memory: Quantity | None = None
     """Memory per node, e.g. 64Gi."""
     shm_size: Quantity = "1Gi"
-    """Size of the in-memory /dev/shm (data loader workers and NCCL need more than the
-    container default)."""
+    """Size of the in-memory /dev/shm (an emptyDir of medium Memory; data loader workers and
+    NCCL need more than the container's 64Mi); it counts toward the pod's memory. Not used
+    with template.hostIPC (the node's /dev/shm is shared then)."""
 
     @model_validator(mode="after")
     def _rules(self) -> Resources:
@@ -126,6 +127,20 @@ class PodOverrides(KubeModel):
     termination_grace_period_seconds: int = Field(60, ge=5, le=86_400)
     """Time a worker has from SIGTERM (suspend, eviction, preemption, restart) to save a
     checkpoint and exit before it is killed; the trainer's shutdown follows it."""
+    init_containers: list[dict[str, Any]] | None = Field(None, max_length=16)
+    """Containers run in order before the trainer, as in a pod spec (e.g. to fetch data or
+    wait for a service). Each gets the trainer's security context defaults (non-root, no
+    privilege escalation, all capabilities dropped) for the keys its securityContext does not
+    set."""
+    scheduler_name: str | None = Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    """Scheduler of the worker pods (e.g. a gang scheduler such as volcano); default: the
+    cluster's default scheduler."""
+    host_ipc: bool | None = Field(None, alias="hostIPC")
+    """Share the node's IPC namespace (its System V IPC and its /dev/shm) with the workers, an
+    alternative to resources.shmSize for NCCL's shared memory: no size limit but the node's,
+    and the pod sees and can touch the IPC objects of every process on the node (namespaces
+    enforcing the baseline or restricted Pod Security level refuse it).
+    With it, no /dev/shm volume is mounted and resources.shmSize is not used."""
 
     @model_validator(mode="after")
     def _rules(self) -> PodOverrides:
