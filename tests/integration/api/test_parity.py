@@ -37,6 +37,9 @@ def crd_ready(control_plane: ControlPlane) -> ControlPlane:
     return control_plane
 
 
+SERVER_REQUEST_LIMIT = 3 * 1024 * 1024  # kube-apiserver's --max-request-bytes default for writes
+
+
 def server_verdict(cp: ControlPlane, namespace: str, data: bytes) -> tuple[int, dict]:
     """HTTP status and Status body of a strict server-side dry-run create of the raw YAML."""
     url = (
@@ -57,6 +60,12 @@ def server_verdict(cp: ControlPlane, namespace: str, data: bytes) -> tuple[int, 
             return e.code, json.loads(body)
         except ValueError:
             return e.code, {"message": body.decode(errors="replace")}
+    except (ssl.SSLError, ConnectionError, urllib.error.URLError) as e:
+        # Over its request limit the server answers 413 and closes at once; a client still
+        # sending the body then sees EOF or a reset instead (a race that load makes likely).
+        if len(data) <= SERVER_REQUEST_LIMIT:
+            raise
+        return 413, {"message": f"closed while {len(data)} bytes were sent ({e})"}
 
 
 def server_fields(status: dict) -> set[str]:
