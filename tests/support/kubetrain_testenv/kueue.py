@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from . import procs
-from .assets import REPO_ROOT, AssetsError
+from .assets import REPO_ROOT, built_path
 from .control_plane import ControlPlane
 
 BUILD_SCRIPT = REPO_ROOT / "hack" / "kueue" / "build.sh"
@@ -43,15 +43,7 @@ def ensure_kueue(timeout: float = 3600) -> Path:
     given = os.environ.get("KUBETRAIN_KUEUE")
     if given and (Path(given) / "kueue").is_file():
         return Path(given)
-    try:
-        done = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssetsError(f"{BUILD_SCRIPT} timed out after {timeout:.0f}s") from exc
-    if done.returncode != 0:
-        raise AssetsError(f"{BUILD_SCRIPT} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built_path(BUILD_SCRIPT, timeout)
 
 
 class Kueue:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-from .assets import REPO_ROOT, AssetsError
+from .assets import REPO_ROOT, built_path, run_script
 from .real_node import Image, parse_images
 
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "node" / "install.sh"
@@ -15,26 +14,14 @@ IMAGES_SCRIPT = REPO_ROOT / "hack" / "images" / "build.sh"
 NODE_BINARIES = ("kubelet", "kube-proxy", "kube-scheduler", "coredns")
 
 
-def _run(script: Path, *args: str, timeout: float = 3600) -> str:
-    try:
-        done = subprocess.run(
-            ["bash", str(script), *args], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssetsError(f"{script} timed out after {timeout:.0f}s") from exc
-    if done.returncode != 0:
-        raise AssetsError(f"{script} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout
-
-
 def ensure_node_binaries() -> Path:
     """$KUBETRAIN_NODE_BIN if it holds the node's binaries (hack/test.sh sets it), else what
     hack/node/install.sh + hack/node/build.sh give (each builds once, then is a no-op)."""
     given = os.environ.get("KUBETRAIN_NODE_BIN")
     if given and all((Path(given) / b).is_file() for b in NODE_BINARIES):
         return Path(given)
-    _run(INSTALL_SCRIPT)
-    return Path(_run(BUILD_SCRIPT).strip().splitlines()[-1])
+    run_script(INSTALL_SCRIPT)
+    return built_path(BUILD_SCRIPT)
 
 
 def ensure_images(*names: str) -> dict[str, Image]:
@@ -46,5 +33,5 @@ def ensure_images(*names: str) -> dict[str, Image]:
         images = parse_images(Path(given).read_text())
         if all(n in images for n in wanted):
             return {n: images[n] for n in wanted}
-    _run(INSTALL_SCRIPT)
-    return parse_images(_run(IMAGES_SCRIPT, *wanted))
+    run_script(INSTALL_SCRIPT)
+    return parse_images(run_script(IMAGES_SCRIPT, *wanted))

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubetrain_testenv.assets import built_path
 from kubetrain_testenv.procs import free_port, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -41,14 +42,7 @@ def minio_binary(timeout: float = 3600) -> Path:
     given = os.environ.get("KUBETRAIN_MINIO")
     if given and os.access(given, os.X_OK):
         return Path(given)
-    try:
-        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise MinioError(f"{BUILD_SCRIPT} timed out after {timeout:.0f}s") from e
-    if done.returncode != 0:
-        raise MinioError(f"{BUILD_SCRIPT} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    path = Path(done.stdout.strip().splitlines()[-1])
+    path = built_path(BUILD_SCRIPT, timeout)
     if not os.access(path, os.X_OK):
         raise MinioError(f"{BUILD_SCRIPT} printed {path}, which is not an executable")
     return path
