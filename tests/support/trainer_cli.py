@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,19 @@ def kill_launcher(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> Non
     os.kill(proc.pid, sig)
     proc.wait(30)
     wait_for(lambda: not any(alive(p) for p in below), 30, "every rank to be gone")
+
+
+
+@contextlib.contextmanager
+def restored_signals() -> Iterator[None]:
+    """Run the CLI in this process and get pytest's SIGTERM/SIGINT handlers back afterwards
+    (`kubetrain run` installs its own)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
 
 
 def metrics(run_dir: Path) -> list[dict[str, Any]]:

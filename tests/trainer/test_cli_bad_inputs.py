@@ -11,16 +11,15 @@ import contextlib
 import io
 import json
 import shutil
-import signal
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from trainer_cli import write_job
+from trainer_cli import restored_signals, write_job
 from trainer_jobs import job_dict
 
 from kubetrain.cli.main import main
@@ -29,21 +28,11 @@ Make = Callable[[Path], list[str]]
 """Writes a case's files under a fresh directory and returns the CLI arguments."""
 
 
-@contextlib.contextmanager
-def _restored_signals() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-
-
 def cli(*argv: str | Path) -> tuple[int | str, str, str]:
     """(exit code or 'traceback', stdout, stderr) of `kubetrain ARGV` run in this process."""
     out, err = io.StringIO(), io.StringIO()
     code: int | str
-    with _restored_signals(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with restored_signals(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in argv])
         except SystemExit as e:  # argparse

@@ -8,9 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from trainer_cli import (
     logged_step,
     losses,
     metrics,
+    restored_signals,
     start,
     wait_for,
     write_job,
@@ -118,16 +117,6 @@ def test_sample_decodes_with_the_runs_tokenizer(reference: Path) -> None:
     assert r.returncode == 2 and "at most 100,000" in r.stderr
 
 
-@contextlib.contextmanager
-def _restored_signals() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-
-
 SLOW = 0.05
 """Seconds per gathered micro-batch of the slow source (a network volume, say)."""
 
@@ -147,7 +136,7 @@ def _data_wait_ms(tmp: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> f
     monkeypatch.setattr(ShardStream, "__getitem__", slow)
     run_dir = tmp / f"wait-{workers}"
     job = _job(tmp, f"wait{workers}", workers=workers, steps=25)
-    with _restored_signals(), contextlib.redirect_stderr(io.StringIO()):
+    with restored_signals(), contextlib.redirect_stderr(io.StringIO()):
         assert main(["run", str(job), "--run-dir", str(run_dir), "--no-progress"]) == 0
     waits = [r["dataWaitFraction"] * r["stepTimeMs"] for r in metrics(run_dir)
              if "dataWaitFraction" in r and r["step"] > 5]
