@@ -7,6 +7,11 @@ tolerations), stops it when Kueue evicts the Workload, and then gives the quota 
 clearing the Workload's admission, as Kueue's own job reconciler does
 (pkg/controller/jobframework/reconciler.go, "handle eviction"). At the end it marks the
 Workload Finished so the quota is released.
+
+An elastic job (parallelism.minNodes or maxNodes set) may be admitted with fewer workers than
+`parallelism.nodes` (Kueue's partial admission, the PartialAdmission feature gate, beta and on
+by default since Kueue v0.5): its pod set carries `minCount`, Kueue admits the largest count
+that fits (`status.admission.podSetAssignments[].count`), and the group runs at that size.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any, Literal
 
 from kubetrain.api.conditions import ConditionType, Phase, Reason
 from kubetrain.api.job import GROUP, KIND, VERSION
+from kubetrain.api.plan import resolve_plan
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.errors import InvalidJob
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState, PodRef
 from kubetrain_operator.names import (
@@ -30,7 +37,7 @@ from kubetrain_operator.names import (
     common_labels,
 )
 from kubetrain_operator.observe import ObservedPod, format_time
-from kubetrain_operator.render import owner_reference
+from kubetrain_operator.render import CONTAINER, DEFAULT_COMMAND, owner_reference
 
 Obj = dict[str, Any]
 
@@ -41,6 +48,8 @@ EXTERNAL_FRAMEWORK = f"{KIND}.{VERSION}.{GROUP}"
 POD_SET = "workers"
 # The priority's source when it comes from a pod PriorityClass (Kueue's constant).
 POD_PRIORITY_SOURCE = "scheduling.k8s.io/priorityclass"
+# The Admitted condition's reason when Kueue admitted fewer workers than parallelism.nodes.
+PARTIALLY_ADMITTED = "PartiallyAdmitted"
 # Kueue's condition types on a Workload.
 QUOTA_RESERVED, ADMITTED, EVICTED, FINISHED, REQUEUED = (
     "QuotaReserved", "Admitted", "Evicted", "Finished", "Requeued",
@@ -81,18 +90,60 @@ def _pod_template(pod: Obj) -> Obj:
     return {"spec": out}
 
 
+def at_nodes(spec: TrainingJobSpec, nodes: int) -> TrainingJobSpec:
+    """The spec with `parallelism.nodes` set to `nodes` (the size a group runs at)."""
+    if nodes == spec.parallelism.nodes:
+        return spec
+    parallelism = spec.parallelism.model_copy(update={"nodes": nodes})
+    return spec.model_copy(update={"parallelism": parallelism})
+
+
+def runnable(spec: TrainingJobSpec, nodes: int) -> bool:
+    """Whether the trainer can run the spec on `nodes` nodes: globalBatchSize divides by the
+    world size and fsdp has more than one process (the rules the trainer checks)."""
+    try:
+        resolve_plan(at_nodes(spec, nodes))
+    except InvalidJob:
+        return False
+    return True
+
+
+def min_count(spec: TrainingJobSpec) -> int | None:
+    """The fewest workers an elastic job may be admitted with (the pod set's minCount): the
+    smallest size from minNodes (1 without it) to nodes that the trainer can run; None (all
+    or nothing) for a fixed-size job, or when no smaller size can run."""
+    par = spec.parallelism
+    if par.min_nodes is None and par.max_nodes is None:
+        return None
+    floor = par.min_nodes or 1
+    return next((n for n in range(floor, par.nodes) if runnable(spec, n)), None)
+
+
+def run_nodes(spec: TrainingJobSpec, admission: Admission) -> int:
+    """How many nodes the group runs on: `parallelism.nodes`, or for a partial admission of
+    k workers the largest size at most k that the trainer can run (the quota of the other
+    admitted workers, if any, stays unused)."""
+    nodes = spec.parallelism.nodes
+    if admission.count is None or admission.count >= nodes:
+        return nodes
+    floor = spec.parallelism.min_nodes or 1
+    fits = [n for n in range(admission.count, floor - 1, -1) if runnable(spec, n)]
+    return fits[0] if fits else admission.count
+
+
 def render_workload(
     meta: JobMeta, spec: TrainingJobSpec, pod: Obj, priority: int | None = None
 ) -> Obj:
-    """The Workload for a job: one pod set of `parallelism.nodes` workers (all or nothing),
-    each as `pod` (a rendered worker pod) requests; owned by the job (deleted with it)."""
+    """The Workload for a job: one pod set of `parallelism.nodes` workers, each as `pod` (a
+    rendered worker pod) requests; all or nothing, but an elastic job's pod set carries a
+    minCount (see `min_count`); owned by the job (deleted with it)."""
     assert spec.queue_name, "only jobs with a queueName have a Workload"
-    body: Obj = {
-        "queueName": spec.queue_name,
-        "podSets": [
-            {"name": POD_SET, "count": spec.parallelism.nodes, "template": _pod_template(pod)}
-        ],
-    }
+    pod_set: Obj = {"name": POD_SET, "count": spec.parallelism.nodes}
+    fewest = min_count(spec)
+    if fewest is not None:
+        pod_set["minCount"] = fewest
+    pod_set["template"] = _pod_template(pod)
+    body: Obj = {"queueName": spec.queue_name, "podSets": [pod_set]}
     if spec.template.priority_class_name:
         body["priorityClassName"] = spec.template.priority_class_name
         body["priorityClassSource"] = POD_PRIORITY_SOURCE
@@ -116,8 +167,8 @@ def same_request(workload: Obj, wanted: Obj) -> bool:
     keys = ("queueName", "priorityClassName", "priority")
     if any(have.get(k) != want.get(k) for k in keys):
         return False
-    sets = [(p.get("name"), p.get("count")) for p in have.get("podSets") or []]
-    return sets == [(p["name"], p["count"]) for p in want["podSets"]] and [
+    sets = [(p.get("name"), p.get("count"), p.get("minCount")) for p in have.get("podSets") or []]
+    return sets == [(p["name"], p["count"], p.get("minCount")) for p in want["podSets"]] and [
         (p.get("template") or {}).get("spec", {}).get("containers")
         for p in have.get("podSets") or []
     ] == [p["template"]["spec"]["containers"] for p in want["podSets"]]
@@ -146,6 +197,9 @@ class Admission:
     cluster_queue: str = ""
     # Resource name → ResourceFlavor name, for the workers' pod set.
     flavors: dict[str, str] = field(default_factory=dict)
+    # Workers admitted (podSetAssignments[].count): fewer than asked after a partial admission;
+    # None when Kueue does not say (then the pod set's count).
+    count: int | None = None
 
     @property
     def reserved(self) -> bool:
@@ -169,10 +223,12 @@ def read_admission(workload: Obj | None) -> Admission:
         assignments = admission.get("podSetAssignments") or []
         mine = next((a for a in assignments if a.get("name") == POD_SET), {})
         flavors = {str(k): str(v) for k, v in (mine.get("flavors") or {}).items()}
+        count = mine.get("count")
         c = _condition(workload, ADMITTED) or {}
         return Admission(
             "admitted", str(c.get("reason") or ADMITTED), str(c.get("message") or ""),
             str(admission.get("clusterQueue") or ""), flavors,
+            int(count) if count is not None else None,
         )  # fmt: skip
     # Waiting: QuotaReserved=False carries why (Pending, Inadmissible, ...); with quota but
     # not yet Admitted, the admission checks are pending.
@@ -188,10 +244,14 @@ class Placement:
 
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[Obj] = field(default_factory=list)
+    # The group's size when it is not the spec's parallelism.nodes (a partial admission): the
+    # trainer reads the spec from the job's ConfigMap, so its command says the size.
+    nodes: int | None = None
 
 
-def placement(flavors: list[Obj]) -> Placement:
-    """The node labels and tolerations of the ResourceFlavors the job was admitted with."""
+def placement(flavors: list[Obj], nodes: int | None = None) -> Placement:
+    """The node labels and tolerations of the ResourceFlavors the job was admitted with, and
+    the group's size if it runs at another than its spec's."""
     selector: dict[str, str] = {}
     tolerations: list[Obj] = []
     for flavor in flavors:
@@ -200,7 +260,7 @@ def placement(flavors: list[Obj]) -> Placement:
         for t in spec.get("tolerations") or []:
             if t not in tolerations:
                 tolerations.append(t)
-    return Placement(selector, tolerations)
+    return Placement(selector, tolerations, nodes)
 
 
 def place(pod: Obj, where: Placement) -> Obj:
@@ -219,7 +279,20 @@ def place(pod: Obj, where: Placement) -> Obj:
     if where.tolerations:
         tolerations = list(spec.get("tolerations") or [])
         spec["tolerations"] = tolerations + [t for t in where.tolerations if t not in tolerations]
+    if where.nodes is not None:
+        spec["containers"] = [_sized(c, where.nodes) for c in spec["containers"]]
     return {**pod, "metadata": meta, "spec": spec}
+
+
+def _sized(container: Obj, nodes: int) -> Obj:
+    """The trainer's container told to run at `nodes` (`kubetrain run --set`, which it
+    validates like the file): its ConfigMap holds the spec's parallelism.nodes, which must
+    equal PET_NNODES. A command override (the kubetrain.io/command annotation) is left as it
+    is: it sees the size in PET_NNODES only."""
+    if container.get("name") != CONTAINER or container.get("command") != DEFAULT_COMMAND:
+        return container
+    command = [*DEFAULT_COMMAND, "--set", f"spec.parallelism.nodes={nodes}"]
+    return {**container, "command": command}
 
 
 def hold(job: JobState, pods: list[ObservedPod], admission: Admission, now: datetime) -> Decision:
@@ -259,15 +332,30 @@ def hold(job: JobState, pods: list[ObservedPod], admission: Admission, now: date
 
 def admitted(job: JobState, admission: Admission, now: datetime) -> JobState:
     """The job as the state machine should see it once admitted: a Queued job is Pending
-    again (it then creates its pods), and its Admitted condition is True."""
+    again (it then creates its pods), and its Admitted condition is True. After a partial
+    admission its spec is the one it runs: `parallelism.nodes` is the admitted size (reason
+    PartiallyAdmitted), so pods, world size and plan follow it."""
     status = job.status.model_copy(deep=True)
     message = f"admitted by ClusterQueue {admission.cluster_queue}".strip()
+    reason: str = Reason.ADMITTED
+    spec = job.spec
+    if spec is not None:
+        nodes = run_nodes(spec, admission)
+        if nodes != spec.parallelism.nodes:
+            reason = PARTIALLY_ADMITTED
+            message += (
+                f" with {admission.count} of {spec.parallelism.nodes} worker(s) (partial"
+                " admission)"
+            )
+            if nodes != admission.count:
+                message += f"; running on {nodes}, the largest size the trainer can run"
+            spec = at_nodes(spec, nodes)
     if status.phase == Phase.QUEUED:
-        status.phase, status.reason, status.message = Phase.PENDING, Reason.ADMITTED, message
+        status.phase, status.reason, status.message = Phase.PENDING, reason, message
     status.conditions = set_condition(
-        status.conditions, ConditionType.ADMITTED, "True", Reason.ADMITTED, message, now
+        status.conditions, ConditionType.ADMITTED, "True", reason, message, now
     )
-    return replace(job, status=status)
+    return replace(job, spec=spec, status=status)
 
 
 def release_patch(workload: Obj, now: datetime) -> Obj:
@@ -336,16 +424,21 @@ def job_key(workload: Obj) -> tuple[str, str] | None:
 
 __all__ = [
     "EXTERNAL_FRAMEWORK",
+    "PARTIALLY_ADMITTED",
     "Admission",
     "Placement",
     "admitted",
+    "at_nodes",
     "finished_patch",
     "hold",
+    "min_count",
     "place",
     "placement",
     "read_admission",
     "release_patch",
     "render_workload",
+    "run_nodes",
+    "runnable",
     "same_request",
     "workload_name",
 ]

@@ -28,7 +28,8 @@ KUEUE_MISSING_MESSAGE = (
 
 @dataclass(frozen=True)
 class Verdict:
-    """Either `hold` (apply it and stop) or the job to run with `placement` for its pods."""
+    """Either `hold` (apply it and stop) or the job to run (its spec at the admitted size)
+    with `placement` for its pods."""
 
     hold: Decision | None
     job: JobState
@@ -70,8 +71,13 @@ class Gate:
         if admission.state == "admitted":
             names = sorted(set(admission.flavors.values()))
             flavors = [self.kube.get_resource_flavor(n) for n in names]
-            where = kueue.placement([f for f in flavors if f is not None])
-            return Verdict(None, kueue.admitted(job, admission, now), where)
+            # After a partial admission the job runs at the admitted size (its spec says so).
+            ready = kueue.admitted(job, admission, now)
+            assert ready.spec is not None
+            nodes = ready.spec.parallelism.nodes
+            resized = nodes if nodes != spec.parallelism.nodes else None
+            where = kueue.placement([f for f in flavors if f is not None], resized)
+            return Verdict(None, ready, where)
         decision = kueue.hold(job, pods, admission, now)
         if admission.state == "evicted" and not pods and workload is not None:
             # Every worker has stopped (and checkpointed): the quota goes back to Kueue.
