@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +106,10 @@ class Reconciler:
             status.phase and status.phase.finished
         )
         verdict = self.gate.check(meta, spec, job, pods) if queued else None
+        if verdict is not None and verdict.hold is None and verdict.job.spec is not None:
+            # Admitted (perhaps partially): pods, world size and plan follow the admitted size.
+            spec = verdict.job.spec
+            job = replace(job, spec=spec)
         if verdict is not None and verdict.hold is not None:
             decision = verdict.hold  # waiting for Kueue (or evicted by it): no pods
         else:
