@@ -237,7 +237,7 @@ def _volumes(meta: JobMeta, spec: TrainingJobSpec) -> tuple[list[Obj], list[Obj]
         # One directory per TrainingJob object on the volume: group restarts and suspend keep
         # the same UID and resume; a new job of the same name starts a new run.
         {"name": RUN_VOLUME, "mountPath": RUN_DIR, "subPath": run_subpath(meta)},
-        *spec.template.volume_mounts,
+        *(m.to_yaml_dict() for m in spec.template.volume_mounts),
     ]
     return volumes, mounts
 
@@ -350,7 +350,7 @@ def render_worker_pod(meta: JobMeta, spec: TrainingJobSpec, index: int, generati
     if t.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s.name} for s in t.image_pull_secrets]
     if t.init_containers:
-        pod_spec["initContainers"] = [_init_container(c) for c in t.init_containers]
+        pod_spec["initContainers"] = [_init_container(c.to_yaml_dict()) for c in t.init_containers]
     if t.scheduler_name:
         pod_spec["schedulerName"] = t.scheduler_name
     if t.host_ipc:

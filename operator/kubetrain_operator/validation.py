@@ -64,17 +64,22 @@ def _template(spec: TrainingJobSpec) -> list[str]:
         problems.append(
             f"spec.template.volumes: the names {SPEC_VOLUME} and {SHM_VOLUME} are the operator's"
         )
+    # (A dshm mount with hostIPC, where the pod has no dshm volume, is refused by the model.)
     known = volumes | {SPEC_VOLUME, SHM_VOLUME, RUN_VOLUME}
     for i, mount in enumerate(t.volume_mounts):
-        if mount.get("name") not in known:
+        if mount.name not in known:
+            problems.append(f"spec.template.volumeMounts[{i}].name: no volume {mount.name!r}")
+        if mount.mount_path.rstrip("/") in RESERVED_PATHS:
             problems.append(
-                f"spec.template.volumeMounts[{i}].name: no volume {mount.get('name')!r}"
+                f"spec.template.volumeMounts[{i}].mountPath: {mount.mount_path} is the operator's"
             )
-        if str(mount.get("mountPath", "")).rstrip("/") in RESERVED_PATHS:
-            problems.append(
-                f"spec.template.volumeMounts[{i}].mountPath: {mount.get('mountPath')}"
-                " is the operator's"
-            )
+    for i, init in enumerate(t.init_containers or []):
+        for j, mount in enumerate(init.volume_mounts or []):
+            if mount.name not in known:
+                problems.append(
+                    f"spec.template.initContainers[{i}].volumeMounts[{j}].name: "
+                    f"no volume {mount.name!r}"
+                )
     return problems
 
 

@@ -160,7 +160,7 @@ def test_init_containers_run_first_without_privileges_unless_they_say_so():
         "runAsNonRoot": False, "runAsUser": 0,
     }  # fmt: skip
     # The spec is not changed by rendering (it is rendered again for every pod).
-    assert s.template.init_containers == [fetch, root]
+    assert [c.to_yaml_dict() for c in s.template.init_containers or []] == [fetch, root]
     assert pod["spec"]["containers"][0]["name"] == "trainer"
 
 
@@ -200,7 +200,8 @@ def test_host_ipc_shares_the_nodes_dev_shm_instead_of_a_volume():
     ("template", "field"),
     [
         ({"schedulerName": "Not_A_Name"}, "schedulerName"),
-        ({"initContainers": [{"name": f"c{i}"} for i in range(17)]}, "initContainers"),
+        ({"initContainers": [{"name": f"c{i}", "image": "i"} for i in range(17)]},
+         "initContainers"),
         ({"hostIPC": "sometimes"}, "hostIPC\n  Input should be a valid boolean"),
     ],
 )

@@ -8,22 +8,29 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from kubetrain.api.base import KubeModel, Rule, cel_rules, enforce
+from kubetrain.api.container import (
+    DNS_SUBDOMAIN_PATTERN,
+    QUANTITY_PATTERN,
+    InitContainer,
+    Quantity,
+    VolumeMount,
+)
 
-# Kubernetes' own pattern for resource.Quantity.
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
 # An extended resource: a domain-prefixed name (Kubernetes' qualified name with a prefix).
 # No backslashes: the pattern is also a CEL string literal.
 EXTENDED_RESOURCE_PATTERN = (
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
     r"/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # Per-job ServiceAccounts end with this (kubetrain_operator.names.TRAINER_SA_SUFFIX).
 _TRAINER_SA_SUFFIX = "-trainer"
+# The trainer container's name and the /dev/shm volume's (kubetrain_operator.render.CONTAINER
+# and SHM_VOLUME).
+TRAINER_CONTAINER = "trainer"
+SHM_VOLUME = "dshm"
 
 
 def _quantity_rule(field: str) -> Rule:
@@ -99,10 +106,40 @@ _own_account = Rule(
 )
 
 
+_INITS = "!has(self.initContainers) || self.initContainers"
+_unique_inits = Rule(
+    f"{_INITS}.all(c, self.initContainers.exists_one(d, d.name == c.name))",
+    "names must be unique among the init containers",
+    "initContainers",
+)
+_init_not_trainer = Rule(
+    f"{_INITS}.all(c, c.name != '{TRAINER_CONTAINER}')",
+    f"{TRAINER_CONTAINER} is the name of kubetrain's container",
+    "initContainers",
+)
+_NO_HOST_IPC = "!has(self.hostIPC) || !self.hostIPC"
+_shm_mount = Rule(
+    f"{_NO_HOST_IPC} || self.volumeMounts.all(m, m.name != '{SHM_VOLUME}')",
+    f"no volume {SHM_VOLUME} with hostIPC (the node's /dev/shm is shared then)",
+    "volumeMounts",
+)
+_shm_init_mount = Rule(
+    f"{_NO_HOST_IPC} || {_INITS}.all(c, !has(c.volumeMounts) ||"
+    f" c.volumeMounts.all(m, m.name != '{SHM_VOLUME}'))",
+    f"initContainers: volumeMounts: no volume {SHM_VOLUME} with hostIPC (the node's /dev/shm is"
+    " shared then)",
+    "initContainers",
+)
+
+
 class PodOverrides(KubeModel):
     """Fields merged into every worker pod."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(_own_account))
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            _own_account, _unique_inits, _init_not_trainer, _shm_mount, _shm_init_mount
+        )
+    )
 
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
@@ -111,8 +148,8 @@ class PodOverrides(KubeModel):
     """Pod affinity, as in a pod spec."""
     volumes: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
     """Extra pod volumes, as in a pod spec."""
-    volume_mounts: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
-    """Extra mounts of the trainer container."""
+    volume_mounts: list[VolumeMount] = Field(default_factory=list, max_length=64)
+    """Extra mounts of the trainer container, as in a container spec."""
     env: list[dict[str, Any]] = Field(default_factory=list, max_length=256)
     """Extra environment variables of the trainer container, as in a container spec."""
     priority_class_name: str | None = Field(None, max_length=253)
@@ -127,11 +164,11 @@ class PodOverrides(KubeModel):
     termination_grace_period_seconds: int = Field(60, ge=5, le=86_400)
     """Time a worker has from SIGTERM (suspend, eviction, preemption, restart) to save a
     checkpoint and exit before it is killed; the trainer's shutdown follows it."""
-    init_containers: list[dict[str, Any]] | None = Field(None, max_length=16)
+    init_containers: list[InitContainer] | None = Field(None, max_length=16)
     """Containers run in order before the trainer, as in a pod spec (e.g. to fetch data or
-    wait for a service). Each gets the trainer's security context defaults (non-root, no
-    privilege escalation, all capabilities dropped) for the keys its securityContext does not
-    set."""
+    wait for a service; with restartPolicy Always, a sidecar beside it). Each gets the
+    trainer's security context defaults (non-root, no privilege escalation, all capabilities
+    dropped) for the keys its securityContext does not set."""
     scheduler_name: str | None = Field(None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
     """Scheduler of the worker pods (e.g. a gang scheduler such as volcano); default: the
     cluster's default scheduler."""
@@ -145,7 +182,17 @@ class PodOverrides(KubeModel):
     @model_validator(mode="after")
     def _rules(self) -> PodOverrides:
         name = self.service_account_name
-        enforce([(_own_account, name is None or not name.endswith(_TRAINER_SA_SUFFIX))])
+        inits = self.init_containers or []
+        names = [c.name for c in inits]
+        host_ipc = bool(self.host_ipc)
+        init_mounts = [m.name for c in inits for m in c.volume_mounts or []]
+        enforce([
+            (_own_account, name is None or not name.endswith(_TRAINER_SA_SUFFIX)),
+            (_unique_inits, len(set(names)) == len(names)),
+            (_init_not_trainer, TRAINER_CONTAINER not in names),
+            (_shm_mount, not host_ipc or all(m.name != SHM_VOLUME for m in self.volume_mounts)),
+            (_shm_init_mount, not host_ipc or SHM_VOLUME not in init_mounts),
+        ])  # fmt: skip
         return self
 
 
