@@ -119,8 +119,10 @@ class Reconciler:
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
-        with contextlib.suppress(InvalidJob):  # validation reported it already
-            decision.status.plan = resolve_plan(spec)
+        done = decision.status.phase is not None and decision.status.phase.finished
+        if not (done and decision.status.plan):  # a finished job keeps the plan it ran with
+            with contextlib.suppress(InvalidJob):  # validation reported it already
+                decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision, verdict.placement if verdict else None)
 
     def _act(
