@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kubetrain.api.job import GROUP, PLURAL, VERSION
+from kubetrain_operator.children import WATCHED
 from kubetrain_operator.kueue import KUEUE_GROUP
 from kubetrain_operator.names import LABEL_JOB
 from kubetrain_operator.reconcile import Key, Reconciler
@@ -65,6 +66,13 @@ class Controller:
             self._seen[key] = fingerprint
             self.queue.add(key)
 
+    def child_event(self, kind: str | None, obj: dict[str, Any]) -> None:
+        """A Service, ConfigMap, ServiceAccount, Role or RoleBinding of a job changed or went:
+        remember it, and reconcile the job (which re-applies it if it drifted)."""
+        key = self.reconciler.children.event(kind, obj)
+        if key is not None:
+            self.pod_event(key)
+
     def pod_event(self, key: Key) -> None:
         assert self.queue is not None
         if key in self._seen:  # pods of jobs we do not know yet are found once the job is
@@ -107,6 +115,11 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         )
         settings.posting.enabled = False  # our Events come from the reconciler
         settings.watching.server_timeout = 300
+        # Children are watched through the API server's label selector: the operator keeps no
+        # copy of the namespace's other ConfigMaps, Services... (RBAC cannot narrow list/watch
+        # to labels, the selector narrows what is sent).
+        for resource in WATCHED:
+            settings.watching.label_selectors[resource] = LABEL_JOB
         controller.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -129,5 +142,14 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
                    registry=registry)  # fmt: skip
     async def workload_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
         controller.pod_event((namespace, labels[LABEL_JOB]))
+
+    # The job's other children: one edited or deleted by hand is put back by the reconcile.
+    async def child_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.child_event(event.get("type"), dict(event["object"]))
+
+    for group, version, plural in WATCHED:
+        # No client-side label filter: a child whose job label was removed by hand arrives
+        # as DELETED (it left the selector), which may carry the object without the label.
+        kopf.on.event(group, version, plural, registry=registry)(child_event)
 
     return registry

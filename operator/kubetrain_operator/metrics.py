@@ -33,6 +33,11 @@ class Metrics:
         self.api_requests = Counter(
             "kubetrain_api_requests_total", "Requests the reconciler sent", registry=r
         )
+        # Server-side applies of a job's children (not pods), by why: "missing" (first apply,
+        # or deleted by hand) or "changed" (drift, or a spec change).
+        self.child_applies = Counter(
+            "kubetrain_child_applies_total", "Children applied", ["kind", "cause"], registry=r
+        )
         # Per job, from status.progress (what the dashboard plots); labels namespace, name.
         self.progress = {
             field: Gauge(f"kubetrain_job_{metric}", help_, ["namespace", "name"], registry=r)

@@ -15,11 +15,14 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.conditions import ConditionType, Reason
 from kubetrain.api.plan import resolve_plan
+from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 from kubetrain.errors import InvalidJob
 from kubetrain_operator import validation
+from kubetrain_operator.children import Children, ref_of
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState
+from kubetrain_operator.drift import MISSING, fingerprint, repair
 from kubetrain_operator.kube import Kube
 from kubetrain_operator.kueue import Placement, place
 from kubetrain_operator.metrics import Metrics
@@ -44,11 +47,14 @@ class Reconciler:
     ) -> None:
         self.kube, self.metrics, self.clock = kube, metrics, clock
         self.gate = Gate(kube, clock)  # Kueue admission of jobs with a queueName
-        # (uid, generation) whose children were applied: unchanged specs are not re-sent.
+        # The children as last seen (fed by handlers.py's watches and by our applies).
+        self.children = Children()
+        # (uid, generation) whose children were applied once: later applies are repairs.
         self._applied: dict[Key, tuple[str, int]] = {}
 
     def forget(self, key: Key) -> None:
         self._applied.pop(key, None)
+        self.children.forget(key)
         self.metrics.set_phase(key, None)
 
     def reconcile(self, key: Key) -> float | None:
@@ -95,12 +101,8 @@ class Reconciler:
         if problems:
             return self._act(obj, meta, job, invalid(job, pods, "; ".join(problems), now))
         assert spec is not None
-        if not (status.phase and status.phase.finished) and self._applied.get(key) != (
-            meta.uid, meta.generation
-        ):
-            for child in render_children(meta, spec):
-                self.kube.apply(child)
-            self._applied[key] = (meta.uid, meta.generation)
+        if not (status.phase and status.phase.finished):  # a finished job's are left alone
+            self._apply_children(key, meta, spec)
         job = JobState(meta.name, meta.generation, spec, status, meta.uid)
         queued = spec.queue_name and not spec.run_policy.suspend and not (
             status.phase and status.phase.finished
@@ -124,6 +126,25 @@ class Reconciler:
             with contextlib.suppress(InvalidJob):  # validation reported it already
                 decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision, verdict.placement if verdict else None)
+
+    def _apply_children(self, key: Key, meta: JobMeta, spec: TrainingJobSpec) -> None:
+        """Apply each child that is missing or differs from its rendering (drift.py); an
+        unchanged one costs no request."""
+        repairing = self._applied.get(key) == (meta.uid, meta.generation)
+        for child in render_children(meta, spec):
+            ref = ref_of(child)
+            why = repair(child, self.children.get(ref), self.children.written(ref))
+            if not why:
+                continue
+            if repairing:
+                log.info("%s/%s: %s %s %s; applying it again", meta.namespace, meta.name,
+                         ref[1], ref[2], "is gone" if why == [MISSING] else
+                         f"differs at {', '.join(why)}")  # fmt: skip
+            answer = self.kube.apply(child)
+            self.children.wrote(key, answer, fingerprint(child))
+            cause = "missing" if why == [MISSING] else "changed"
+            self.metrics.child_applies.labels(ref[1], cause).inc()
+        self._applied[key] = (meta.uid, meta.generation)
 
     def _act(
         self, obj: dict[str, Any], meta: JobMeta, job: JobState, d: Decision,

@@ -12,11 +12,15 @@ NAMESPACED: dict[tuple[str, str], frozenset[str]] = {
     ("kubetrain.io", "trainingjobs/status"): frozenset({"get", "patch"}),
     ("kubetrain.io", "trainingjobs/finalizers"): frozenset({"update"}),
     ("", "pods"): frozenset({"list", "watch", "create", "patch", "delete"}),
-    ("", "services"): frozenset({"create", "patch"}),
-    ("", "configmaps"): frozenset({"create", "patch"}),
-    ("", "serviceaccounts"): frozenset({"create", "patch"}),
-    ("rbac.authorization.k8s.io", "roles"): frozenset({"create", "patch"}),
-    ("rbac.authorization.k8s.io", "rolebindings"): frozenset({"create", "patch"}),
+    ("", "services"): frozenset({"list", "watch", "create", "patch"}),
+    ("", "configmaps"): frozenset({"list", "watch", "create", "patch"}),
+    ("", "serviceaccounts"): frozenset({"list", "watch", "create", "patch"}),
+    ("rbac.authorization.k8s.io", "roles"): frozenset(
+        {"list", "watch", "create", "patch"}
+    ),
+    ("rbac.authorization.k8s.io", "rolebindings"): frozenset(
+        {"list", "watch", "create", "patch"}
+    ),
     ("", "events"): frozenset({"create"}),
     ("kueue.x-k8s.io", "workloads"): frozenset({"get", "list", "watch", "create", "patch"}),
     ("kueue.x-k8s.io", "workloads/status"): frozenset({"patch"}),

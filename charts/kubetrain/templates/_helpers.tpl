@@ -67,17 +67,19 @@ checks the chart against both.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# Per-job children, only ever server-side applied (create + patch), never read back or
-# deleted (garbage collection follows the owner reference): the headless Service (worker
-# DNS names), the resolved-spec ConfigMap and the trainer's ServiceAccount.
+# Per-job children: the headless Service (worker DNS names), the resolved-spec ConfigMap and
+# the trainer's ServiceAccount. kopf lists and watches them through the label selector
+# kubetrain.io/job-name, so one edited or deleted by hand is put back by the next reconcile;
+# the reconciler server-side applies them (create + patch) and never reads one by one (no
+# get) nor deletes them (garbage collection follows the owner reference).
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # The trainer's Role and RoleBinding (its own job's status subresource, resourceNames),
-# server-side applied like the other children.
+# watched and server-side applied like the other children.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 # Events on jobs (phase transitions, restarts, failures), posted by the reconciler; kopf's
 # own event posting is switched off (settings.posting.enabled = False).
 - apiGroups: [""]

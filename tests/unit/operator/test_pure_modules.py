@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-PURE = ["observe", "decision", "conditions", "status", "status_patch"]
+PURE = ["observe", "decision", "conditions", "status", "status_patch", "drift", "children"]
 SCRIPT = f"""
 import sys
 for name in ("kopf", "kubernetes", "torch"):
