@@ -198,8 +198,7 @@ _sys_admin_escalates = Rule(
     "!has(self.capabilities) || !has(self.capabilities.add) ||"
     " !self.capabilities.add.exists(c, c == 'SYS_ADMIN' || c == 'CAP_SYS_ADMIN')"
     f" || ({_ESCALATES})",
-    "SYS_ADMIN needs allowPrivilegeEscalation: true (kubetrain's default is"
-    " false)",
+    "SYS_ADMIN needs allowPrivilegeEscalation: true (kubetrain's default is false)",
     "capabilities.add",
 )
 _root_is_root = Rule(
