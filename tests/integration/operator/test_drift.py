@@ -14,6 +14,8 @@ from kubernetes.client.exceptions import ApiException
 from operator_helpers import Jobs, Operator, standin_job, until
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubetrain_testenv import wait_for
+
 pytestmark = pytest.mark.timeout(180)
 LABEL_JOB = "kubetrain.io/job-name"
 SNAKE = {"Service": "service", "ConfigMap": "config_map", "ServiceAccount": "service_account",
@@ -56,7 +58,7 @@ class Children:
 
 def counters(op: Operator) -> dict[str, float]:
     """Child applies (total and by kind/cause) and reconciles, from the operator's /metrics."""
-    out: dict[str, float] = {"applies": 0.0, "reconciles": 0.0}
+    out: dict[str, float] = {"applies": 0.0, "reconciles": 0.0, "requests": 0.0}
     for family in text_string_to_metric_families(op.metrics()):
         for s in family.samples:
             if s.name == "kubetrain_child_applies_total":
@@ -65,6 +67,8 @@ def counters(op: Operator) -> dict[str, float]:
                 out[label] = out.get(label, 0.0) + s.value
             elif s.name == "kubetrain_reconcile_duration_seconds_count":
                 out["reconciles"] = s.value
+            elif s.name == "kubetrain_api_requests_total":
+                out["requests"] = s.value
     return out
 
 
@@ -112,8 +116,9 @@ def test_each_deleted_child_comes_back(operator: Operator, jobs: Jobs, tmp_path:
         old = children.read(kind).metadata.uid
         started = time.monotonic()
         children.delete(kind)
-        until(lambda k=kind, o=old: (c := children.read(k)) is not None and c.metadata.uid != o,
-              30, f"the {kind} to come back")  # fmt: skip
+        wait_for(lambda k=kind, o=old: (c := children.read(k)) is not None
+                 and c.metadata.uid != o,
+                 30, interval=0.02, what=f"the {kind} to come back")  # fmt: skip
         back_in[kind] = time.monotonic() - started
     after = settled(operator, jobs, children)
     print("deleted child back after (s):", {k: round(v, 3) for k, v in back_in.items()})
@@ -126,6 +131,16 @@ def test_each_deleted_child_comes_back(operator: Operator, jobs: Jobs, tmp_path:
     assert jobs.status("gone")["phase"] == "Running"
     sa = children.read("ServiceAccount")
     assert sa.metadata.owner_references[0].name == "gone"  # owned again: GC removes it
+
+    # Idle afterwards: a loop (an apply whose own watch event leads to another apply) would
+    # show within seconds; watched for 10 s, nothing is written and almost nothing read.
+    start, began = counters(operator), time.monotonic()
+    while time.monotonic() - began < 10:
+        now = counters(operator)
+        assert now["applies"] == start["applies"] and now["reconciles"] - start["reconciles"] <= 2
+        time.sleep(0.5)  # the sampling period of an observation window, not a wait for a state
+    print(f"idle 10 s: {now['requests'] - start['requests']:.0f} API requests, "
+          f"{now['reconciles'] - start['reconciles']:.0f} reconciles, 0 child applies")
 
 
 def test_edited_children_are_restored(operator: Operator, jobs: Jobs, tmp_path: Path) -> None:
