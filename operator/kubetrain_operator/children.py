@@ -62,9 +62,11 @@ class Children:
         self._by_job: dict[Key, set[Ref]] = {}
 
     def event(self, kind: str | None, obj: Obj) -> Key | None:
-        """Record one watch event; returns the job to reconcile (None: not a job's child)."""
+        """Record one watch event; returns the job to reconcile (None: not a job's child, or
+        the echo of our own apply, which the reconcile that sent it knows already)."""
         job = job_of(obj)
         ref = ref_of(obj)
+        version = str((obj.get("metadata") or {}).get("resourceVersion"))
         with self._lock:
             if kind == "DELETED":  # what we wrote there is gone with it
                 self._seen.pop(ref, None)
@@ -77,6 +79,9 @@ class Children:
                 self._seen[ref] = _slim(obj)
                 if job is not None:
                     self._by_job.setdefault(job, set()).add(ref)
+                written = self._written.get(ref)
+                if written is not None and written.resource_version == version:
+                    return None
         return job
 
     def get(self, ref: Ref) -> Obj | None:

@@ -123,8 +123,7 @@ def test_each_deleted_child_comes_back(operator: Operator, jobs: Jobs, tmp_path:
     after = settled(operator, jobs, children)
     print("deleted child back after (s):", {k: round(v, 3) for k, v in back_in.items()})
 
-    # One create per deleted child, nothing more (the watch event of our own create reconciles
-    # the job again, and that reconcile writes nothing).
+    # One create per deleted child, nothing more.
     assert after["applies"] - before["applies"] == len(children.names), (before, after)
     for kind in children.names:
         assert after.get(f"{kind}/missing", 0) - before.get(f"{kind}/missing", 0) == 1, kind

@@ -165,3 +165,15 @@ def test_a_deleted_child_forgets_what_we_wrote_there() -> None:
     assert children.written(ref_of(answer)) is None
     children.forget(key)
     assert len(children) == 0
+
+
+def test_the_echo_of_our_own_apply_wakes_no_one() -> None:
+    children = Children()
+    m = meta()
+    key = (m.namespace, m.name)
+    answer = served(render_service(m, spec()), version="12")
+    children.wrote(key, answer, "fp")
+    assert children.event("MODIFIED", answer) is None  # our write, seen again
+    edited = served(render_service(m, spec()), version="13")
+    assert children.event("MODIFIED", edited) == key  # someone else's
+    assert children.event("DELETED", edited) == key
