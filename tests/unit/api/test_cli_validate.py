@@ -72,3 +72,21 @@ def test_cluster_mode_requires_a_name(tmp_path) -> None:
     result = kubetrain("validate", "--cluster", str(path))
     assert result.returncode == 2
     assert "metadata.name: required in a cluster" in result.stderr
+
+
+def test_a_bad_init_container_exits_2_naming_its_path(tmp_path) -> None:
+    doc = yaml.safe_load((EXAMPLES / "cpu-cluster.yaml").read_text())
+    doc["spec"]["template"]["initContainers"] = [
+        {"name": "fetch", "image": "busybox:1.36", "imagePullPolice": "Always"},
+        {"name": "fetch", "command": ["true"]},
+    ]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = kubetrain("validate", str(bad))
+    assert result.returncode == 2
+    assert (
+        "spec.template.initContainers[0].imagePullPolice: unknown field "
+        "(did you mean 'imagePullPolicy'?)" in result.stderr
+    )
+    assert "spec.template.initContainers[1].image: required field is missing" in result.stderr
+    assert "Traceback" not in result.stderr
