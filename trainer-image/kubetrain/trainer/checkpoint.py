@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,12 @@ class Manifest:
     world: int
     guard: dict[str, Any] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def sharded(self) -> bool:
+        """Model and optimizer saved through torch.distributed.checkpoint (an FSDP run), not
+        as rank 0's model.pt and optim.pt."""
+        return any(name.startswith("dcp/") for name in self.files)
 
 
 Location = Path | str
@@ -184,7 +191,11 @@ class Checkpointer:
             import torch.distributed.checkpoint as dcp
 
             state = sharded.state_dict()
-            dcp.load(state, checkpoint_id=str(_local(path) / "dcp"))
+            with warnings.catch_warnings():
+                # A single process (no process group) reads every shard itself, as meant.
+                warnings.filterwarnings("ignore", "torch.distributed is disabled")
+                dcp.load(state, checkpoint_id=str(_local(path) / "dcp"),
+                         no_dist=not self.ctx.distributed)
             sharded.load_state_dict(state)
         return manifest
 

@@ -44,10 +44,11 @@ class ModelWeights:
 
     A model whose frozen weights are rebuilt from their source on every start (an hf model
     from its directory, with LoRA or frozen patterns: `frozen_from_source`) saves only what
-    trains, plus buffers: the adapters, not the base."""
+    trains, plus buffers: the adapters, not the base. With `fsdp`, these full weights (written
+    by a run without FSDP) are loaded into this run's shards."""
 
-    def __init__(self, model: nn.Module):
-        self.model = model
+    def __init__(self, model: nn.Module, fsdp: bool = False):
+        self.model, self.fsdp = model, fsdp
 
     def state_dict(self) -> dict[str, Any]:
         m = unwrap(self.model)
@@ -58,10 +59,20 @@ class ModelWeights:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         m = unwrap(self.model)
         frozen = frozen_names(m)
-        if not frozen:
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+            )
+
+            # Every rank holds the full tensors (read from model.pt) and keeps its own shards.
+            missing, unexpected = set_model_state_dict(
+                self.model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+        elif not frozen:
             m.load_state_dict(state)
             return
-        missing, unexpected = m.load_state_dict(state, strict=False)
+        else:
+            missing, unexpected = m.load_state_dict(state, strict=False)
         lost = sorted(set(missing) - frozen)
         if lost or unexpected:
             raise RuntimeError(f"the checkpoint's weights do not fit the model (missing"
@@ -76,7 +87,10 @@ def frozen_names(model: nn.Module) -> set[str]:
 
 
 class ShardedTrainState:
-    """Model and optimizer of an FSDP2 run as one sharded state (each rank holds its shards)."""
+    """Model and optimizer of an FSDP2 run as one sharded state (each rank holds its shards).
+
+    torch.distributed.checkpoint reshards on load, so any world size reads it back; a run
+    without FSDP (DDP, or one process) loads it too, each rank reading whole tensors."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         self.model, self.optimizer = model, optimizer
@@ -85,7 +99,7 @@ class ShardedTrainState:
         from torch.distributed.checkpoint.state_dict import StateDictOptions
 
         # Frozen weights rebuilt from their source are neither saved nor expected back.
-        only_trainable = bool(getattr(self.model, "frozen_from_source", False))
+        only_trainable = bool(getattr(unwrap(self.model), "frozen_from_source", False))
         return StateDictOptions(ignore_frozen_params=only_trainable, strict=not only_trainable)
 
     def state_dict(self) -> dict[str, Any]:
@@ -99,6 +113,46 @@ class ShardedTrainState:
 
         set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
                        optim_state_dict=state["optim"], options=self._options())
+
+
+class OptimizerFromFull:
+    """An optimizer state written without FSDP (`optimizer.state_dict()`, parameters by
+    position), loaded into an FSDP run's shards: positions become parameter names, which
+    `set_optimizer_state_dict` shards. Load only: FSDP runs save through ShardedTrainState."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
+        self.model, self.optimizer = model, optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError("an FSDP run saves its optimizer through ShardedTrainState")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
+
+        # Positions count the parameters group after group, as Optimizer.state_dict numbers
+        # them; the groups hold the same parameters in the same order under any wrapper
+        # (optim/build.py: split_decay walks named_parameters).
+        name_of = {p: _bare(n) for n, p in self.model.named_parameters()}
+        names = [name_of[p] for g in self.optimizer.param_groups for p in g["params"]]
+        saved_groups = state["param_groups"]
+        if [len(g["params"]) for g in saved_groups] != [
+                len(g["params"]) for g in self.optimizer.param_groups]:
+            raise RuntimeError("the checkpoint's optimizer groups do not fit the model's")
+        by_name = {
+            "state": {names[i]: s for i, s in state["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]}
+                             for g in saved_groups],
+        }
+        set_optimizer_state_dict(self.model, self.optimizer, by_name,
+                                 options=StateDictOptions(full_state_dict=True))
+
+
+def _bare(name: str) -> str:
+    """A parameter's name without torch.compile's and DDP's prefixes (as DCP names it)."""
+    return name.replace("_orig_mod.", "").removeprefix("module.")
 
 
 def full_model_state(model: nn.Module, fsdp: bool) -> dict[str, torch.Tensor]:

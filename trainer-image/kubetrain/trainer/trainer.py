@@ -41,6 +41,7 @@ from kubetrain.trainer.checkpoint import (
     Location,
     Manifest,
     Stateful,
+    read_manifest,
     read_part,
 )
 from kubetrain.trainer.distributed import any_rank, barrier, init_distributed, wrap_model
@@ -51,6 +52,7 @@ from kubetrain.trainer.run_dir import save_final_model, write_resolved
 from kubetrain.trainer.signals import StopFlag
 from kubetrain.trainer.state import (
     ModelWeights,
+    OptimizerFromFull,
     RNGState,
     ShardedTrainState,
     all_finite,
@@ -142,22 +144,30 @@ class Trainer:
                               stop_requested=stop or StopFlag())
 
     # -- state ----------------------------------------------------------------------------
-    def _parts(self) -> dict[str, Stateful]:
-        """Rank 0's share of a checkpoint, by file name (FSDP shards go through `_sharded`)."""
+    def _parts(self, sharded: bool | None = None) -> dict[str, Stateful]:
+        """Rank 0's share of a checkpoint, by file name (FSDP shards go through `_sharded`).
+
+        `sharded`: how the checkpoint being loaded holds model and optimizer (default: as this
+        run saves them). Either way loads into either kind of run: a checkpoint is not tied to
+        the world size or strategy that wrote it (an elastic job resizes, a one-process run
+        goes on sharded)."""
+        sharded = self.fsdp if sharded is None else sharded
         parts: dict[str, Stateful] = {
             "loop.pt": self.loop.state,
             "schedule.pt": self.schedule,
             "preprocessing.json": _Preprocessing(self.data.state),
         }
-        if not self.fsdp:
-            parts["model.pt"] = ModelWeights(self.model)
-            parts["optim.pt"] = self.optimizer
+        if not sharded:
+            parts["model.pt"] = ModelWeights(self.model, fsdp=self.fsdp)
+            parts["optim.pt"] = (OptimizerFromFull(self.model, self.optimizer) if self.fsdp
+                                 else self.optimizer)
         if self.scaler is not None:
             parts["scaler.pt"] = self.scaler
         return parts
 
-    def _sharded(self) -> Stateful | None:
-        return ShardedTrainState(self.model, self.optimizer) if self.fsdp else None
+    def _sharded(self, sharded: bool | None = None) -> Stateful | None:
+        sharded = self.fsdp if sharded is None else sharded
+        return ShardedTrainState(self.model, self.optimizer) if sharded else None
 
     def resume(self) -> None:
         """Load the newest usable checkpoint, if any (refusing one written for another job);
@@ -172,8 +182,10 @@ class Trainer:
             if changes:
                 raise InvalidJob(mismatch_message(str(path), changes))
 
-        manifest = self.checkpointer.load(path, main=self._parts(), per_rank={"rng": RNGState()},
-                                          sharded=self._sharded(), accept=same_job)
+        sharded = read_manifest(path).sharded
+        manifest = self.checkpointer.load(path, main=self._parts(sharded),
+                                          per_rank={"rng": RNGState()},
+                                          sharded=self._sharded(sharded), accept=same_job)
         if manifest.world != self.ctx.world:  # another world size: a fresh stream per rank
             seed = hash((self.job.spec.training.seed, manifest.step, self.ctx.rank))
             torch.manual_seed(seed & 0xFFFF_FFFF)
