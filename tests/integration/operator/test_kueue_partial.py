@@ -21,6 +21,8 @@ from kubetrain_testenv.kueue import Kueue
 pytestmark = pytest.mark.timeout(300)
 KUEUE, V = "kueue.x-k8s.io", "v1beta1"
 ELASTIC = {"nodes": 2, "minNodes": 1, "maxNodes": 2}
+# cpu_job's workers ask for 400m each: quota for one of them, never two.
+ONE_WORKER = "500m"
 
 
 @pytest.fixture(scope="module")
@@ -30,43 +32,70 @@ def kueue(kubetrain_installed: ControlPlane) -> Iterator[Kueue]:
     k.stop()
 
 
+class Queue:
+    """LocalQueue `team` → a ClusterQueue of `cpu` (one flavor, preemption of lower priorities
+    within it) for the test's namespace; PriorityClasses on demand; all removed afterwards."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.scheduling = client.SchedulingV1Api(api)
+        self.namespace = namespace
+        self.name = f"kt-partial-{secrets.token_hex(3)}"
+        self.priority_classes: list[str] = []
+
+    def create(self, cpu: str) -> Queue:
+        name, ns = self.name, self.namespace
+        flavor = {"apiVersion": f"{KUEUE}/{V}", "kind": "ResourceFlavor",
+                  "metadata": {"name": name}}  # fmt: skip
+        cluster_queue = {
+            "apiVersion": f"{KUEUE}/{V}", "kind": "ClusterQueue", "metadata": {"name": name},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "preemption": {"withinClusterQueue": "LowerPriority"},
+                "resourceGroups": [{
+                    "coveredResources": ["cpu", "memory"],
+                    "flavors": [{"name": name, "resources": [
+                        {"name": "cpu", "nominalQuota": cpu},
+                        {"name": "memory", "nominalQuota": "64Gi"},
+                    ]}],
+                }],
+            },
+        }  # fmt: skip
+        local_queue = {"apiVersion": f"{KUEUE}/{V}", "kind": "LocalQueue",
+                       "metadata": {"name": "team", "namespace": ns},
+                       "spec": {"clusterQueue": name}}  # fmt: skip
+        self.custom.create_cluster_custom_object(KUEUE, V, "resourceflavors", flavor)
+        self.custom.create_cluster_custom_object(KUEUE, V, "clusterqueues", cluster_queue)
+        self.custom.create_namespaced_custom_object(KUEUE, V, ns, "localqueues", local_queue)
+        return self
+
+    def priority_class(self, value: int) -> str:
+        name = f"{self.name}-{value}"
+        self.scheduling.create_priority_class({"metadata": {"name": name}, "value": value})
+        self.priority_classes.append(name)
+        return name
+
+    def workload_of(self, job: str) -> dict[str, Any]:
+        items = self.custom.list_namespaced_custom_object(
+            KUEUE, V, self.namespace, "workloads"
+        )["items"]
+        (mine,) = [w for w in items
+                   if w["metadata"]["labels"].get("kubetrain.io/job-name") == job]  # fmt: skip
+        return mine
+
+    def delete(self) -> None:
+        for plural in ("clusterqueues", "resourceflavors"):
+            with contextlib.suppress(ApiException):
+                self.custom.delete_cluster_custom_object(KUEUE, V, plural, self.name)
+        for name in self.priority_classes:
+            self.scheduling.delete_priority_class(name)
+
+
 @pytest.fixture
-def one_worker_queue(
-    kueue: Kueue, api_client: client.ApiClient, namespace: str
-) -> Iterator[client.CustomObjectsApi]:  # fmt: skip
-    """LocalQueue `team` → a ClusterQueue with quota for one worker of cpu_job (400m, 2Gi)."""
-    custom = client.CustomObjectsApi(api_client)
-    name = f"kt-partial-{secrets.token_hex(3)}"
-    flavor = {"apiVersion": f"{KUEUE}/{V}", "kind": "ResourceFlavor", "metadata": {"name": name}}
-    cluster_queue = {
-        "apiVersion": f"{KUEUE}/{V}", "kind": "ClusterQueue", "metadata": {"name": name},
-        "spec": {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "resourceGroups": [{
-                "coveredResources": ["cpu", "memory"],
-                "flavors": [{"name": name, "resources": [
-                    {"name": "cpu", "nominalQuota": "500m"},
-                    {"name": "memory", "nominalQuota": "3Gi"},
-                ]}],
-            }],
-        },
-    }  # fmt: skip
-    local_queue = {"apiVersion": f"{KUEUE}/{V}", "kind": "LocalQueue",
-                   "metadata": {"name": "team", "namespace": namespace},
-                   "spec": {"clusterQueue": name}}  # fmt: skip
-    custom.create_cluster_custom_object(KUEUE, V, "resourceflavors", flavor)
-    custom.create_cluster_custom_object(KUEUE, V, "clusterqueues", cluster_queue)
-    custom.create_namespaced_custom_object(KUEUE, V, namespace, "localqueues", local_queue)
-    yield custom
-    for plural in ("clusterqueues", "resourceflavors"):
-        with contextlib.suppress(ApiException):
-            custom.delete_cluster_custom_object(KUEUE, V, plural, name)
-
-
-def workload_of(custom: client.CustomObjectsApi, namespace: str, job: str) -> dict[str, Any]:
-    items = custom.list_namespaced_custom_object(KUEUE, V, namespace, "workloads")["items"]
-    (mine,) = [w for w in items if w["metadata"]["labels"].get("kubetrain.io/job-name") == job]
-    return mine
+def queue(kueue: Kueue, api_client: client.ApiClient, namespace: str) -> Iterator[Queue]:
+    q = Queue(api_client, namespace)
+    yield q
+    q.delete()
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -79,17 +108,16 @@ def live_pods(jobs: Jobs, name: str) -> list[client.V1Pod]:
 
 
 def test_an_elastic_job_admitted_with_one_of_two_workers_runs_on_one_node(
-    operator: Operator, jobs: Jobs, one_worker_queue: client.CustomObjectsApi, namespace: str,
-    tmp_path: Path,
-):  # fmt: skip
-    custom = one_worker_queue
+    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+):
+    queue.create(cpu=ONE_WORKER)
     (tmp_path / "elastic").mkdir()
     jobs.create(standin_job("elastic", tmp_path / "elastic", "ok", "200", queueName="team",
                             parallelism=ELASTIC))  # fmt: skip
 
     running = jobs.wait_phase("elastic", "Running", 90)
 
-    workload = workload_of(custom, namespace, "elastic")
+    workload = queue.workload_of("elastic")
     (pod_set,) = workload["spec"]["podSets"]
     assert (pod_set["count"], pod_set["minCount"]) == (2, 1)
     (assignment,) = workload["status"]["admission"]["podSetAssignments"]
@@ -107,20 +135,19 @@ def test_an_elastic_job_admitted_with_one_of_two_workers_runs_on_one_node(
     assert status["progress"]["step"] == 200
     assert status["plan"]["worldSize"] == 1
     assert len(jobs.pods("elastic")) == 1  # never a second worker
-    until(lambda: condition(workload_of(custom, namespace, "elastic"), "Finished").get("status")
-          == "True", 30, "the Workload to be Finished")  # fmt: skip
+    until(lambda: condition(queue.workload_of("elastic"), "Finished").get("status") == "True",
+          30, "the Workload to be Finished")  # fmt: skip
 
 
 def test_a_fixed_size_job_in_the_same_queue_waits_for_all_its_workers(
-    operator: Operator, jobs: Jobs, one_worker_queue: client.CustomObjectsApi, namespace: str,
-    tmp_path: Path,
-):  # fmt: skip
+    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+):
+    queue.create(cpu=ONE_WORKER)
     jobs.create(standin_job("fixed", tmp_path, "ok", "20", queueName="team"))
     status = jobs.wait_phase("fixed", "Queued", 60)
-    until(lambda: condition(workload_of(one_worker_queue, namespace, "fixed"),
-                            "QuotaReserved").get("reason") == "Pending",
-          30, "Kueue to keep the fixed-size job waiting")  # fmt: skip
-    (pod_set,) = workload_of(one_worker_queue, namespace, "fixed")["spec"]["podSets"]
+    until(lambda: condition(queue.workload_of("fixed"), "QuotaReserved").get("reason")
+          == "Pending", 30, "Kueue to keep the fixed-size job waiting")  # fmt: skip
+    (pod_set,) = queue.workload_of("fixed")["spec"]["podSets"]
     assert "minCount" not in pod_set
     status = until(lambda: (s := jobs.status("fixed")).get("reason") == "Pending" and s, 30,
                    "the job to carry Kueue's reason")  # fmt: skip
@@ -128,14 +155,68 @@ def test_a_fixed_size_job_in_the_same_queue_waits_for_all_its_workers(
     assert jobs.pods("fixed") == []
 
 
+def test_a_preempted_elastic_job_comes_back_smaller_and_resumes_from_its_checkpoint(
+    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+):
+    """Quota for two workers: the elastic job runs on 2; a higher-priority 1-worker job
+    preempts it; it checkpoints, requeues, is admitted again with the one worker's quota that
+    is left, resumes from its checkpoint at world size 1 (no restart used) and succeeds."""
+    queue.create(cpu="1")
+    low, high = queue.priority_class(100), queue.priority_class(10_000)
+    for name in ("elastic", "urgent"):
+        (tmp_path / name).mkdir()
+    jobs.create(standin_job("elastic", tmp_path / "elastic", "ok", "600", queueName="team",
+                            parallelism=ELASTIC, runPolicy={"maxRestarts": 0},
+                            template={"priorityClassName": low}))  # fmt: skip
+    full = jobs.wait_phase("elastic", "Running", 90)
+    assert condition(full, "Admitted")["reason"] == "Admitted"
+    assert full["plan"]["worldSize"] == 2 and len(live_pods(jobs, "elastic")) == 2
+    checkpoint = until(
+        lambda: ((jobs.status("elastic").get("progress") or {}).get("lastCheckpoint") or {}).get(
+            "step"), 60, "a first checkpoint of the elastic job")  # fmt: skip
+
+    steps: list[tuple[str, str, int]] = []  # (phase, reason, progress step) as polled
+
+    def seen(status: dict[str, Any]) -> None:
+        steps.append((status.get("phase", ""), status.get("reason", ""),
+                      int((status.get("progress") or {}).get("step") or 0)))  # fmt: skip
+
+    # Long enough to still hold its worker's quota when the elastic job is admitted again.
+    jobs.create(standin_job("urgent", tmp_path / "urgent", "ok", "400", queueName="team",
+                            parallelism={"nodes": 1}, template={"priorityClassName": high}))
+    jobs.wait_phase("elastic", "Queued", 60, seen=seen)
+    smaller = until(lambda: (s := jobs.status("elastic")).get("phase") == "Running"
+                    and condition(s, "Admitted").get("reason") == "PartiallyAdmitted" and s,
+                    90, "the elastic job back, admitted with one worker")  # fmt: skip
+    # Both hold quota at once: one worker each.
+    assert jobs.status("urgent")["phase"] in ("Starting", "Running")
+    assert smaller["plan"]["worldSize"] == 1
+    (pod,) = live_pods(jobs, "elastic")
+    env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert (env["PET_NNODES"], env["KUBETRAIN_RESTART_GENERATION"]) == ("1", "0")
+
+    status = jobs.wait_phase("elastic", "Succeeded", 120, seen=seen)
+    jobs.wait_phase("urgent", "Succeeded", 60)
+    assert ("Queued", "Preempted") in [(p, r) for p, r, _ in steps], steps[:5]
+    assert status["restarts"] == 0 and status["progress"]["step"] == 600
+    assert status["plan"]["worldSize"] == 1
+    # Resumed, not started over: back from the queue no step before the last checkpoint
+    # taken before the preemption is reported again.
+    queued_at = next(i for i, (phase, _, _) in enumerate(steps) if phase == "Queued")
+    before = max([checkpoint] + [step for _, _, step in steps[:queued_at]])
+    after = [step for phase, _, step in steps[queued_at:] if phase != "Queued" and step]
+    assert after and min(after) >= (before // 10) * 10 >= checkpoint, (before, after[:5])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_real_trainer_runs_a_partially_admitted_job_at_world_size_one(
-    operator: Operator, jobs: Jobs, one_worker_queue: client.CustomObjectsApi, tmp_path: Path
+    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
 ):
     """examples/cpu-cluster.yaml (DDP over gloo) declared on 2 nodes, admitted with 1: the
     trainer reads its spec (2 nodes) from the ConfigMap and the size from its command line,
     trains at world size 1 and succeeds."""
+    queue.create(cpu=ONE_WORKER)
     jobs.create(cpu_job("real", tmp_path, queueName="team", parallelism=ELASTIC,
                         training={"maxSteps": 40, "eval": {"everySteps": 20}}))  # fmt: skip
     status = jobs.wait_phase("real", ("Succeeded", "Failed"), 400)
