@@ -179,6 +179,14 @@ def test_edited_children_are_restored(operator: Operator, jobs: Jobs, tmp_path: 
     assert poked["applies"] == after["applies"]
     assert children.versions() == versions
 
+    # A spec change reaches the children the same way: the resolved document differs.
+    jobs.patch_spec("edited", {"runPolicy": {"heartbeatTimeoutSeconds": 901}})
+    until(lambda: "heartbeatTimeoutSeconds: 901" in children.read("ConfigMap").data["job.yaml"],
+          30, "the new spec in the ConfigMap")  # fmt: skip
+    changed = settled(operator, jobs, children)
+    assert changed["applies"] - poked["applies"] == 1
+    assert changed.get("ConfigMap/changed", 0) - poked.get("ConfigMap/changed", 0) == 1
+
 
 def test_a_finished_jobs_children_are_left_alone(
     operator: Operator, jobs: Jobs, tmp_path: Path
