@@ -35,7 +35,8 @@ class Parallelism(KubeModel):
     min_nodes: int | None = Field(None, ge=1, le=10_000)
     """Elastic size: the fewest nodes `nodes` may be changed to. Changing `nodes` checkpoints
     the group (SIGTERM), restarts it at the new size and resumes (status.disruptions counts it);
-    globalBatchSize must stay divisible by the new world size."""
+    globalBatchSize must stay divisible by the new world size. With `queueName`, Kueue may
+    admit the job with fewer nodes than `nodes`, down to this (partial admission)."""
     max_nodes: int | None = Field(None, ge=1, le=10_000)
     """Elastic size: the most nodes `nodes` may be changed to."""
     procs_per_node: int | Literal["auto"] = "auto"

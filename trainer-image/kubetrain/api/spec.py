@@ -85,7 +85,8 @@ class TrainingJobSpec(KubeModel):
     template: PodOverrides = Field(default_factory=PodOverrides)
     queue_name: str | None = Field(None, max_length=253)
     """Kueue LocalQueue: the job waits (phase Queued, no pods) until Kueue admits its Workload;
-    an eviction by Kueue requeues it without using maxRestarts (docs/cluster.md, Kueue)."""
+    an eviction by Kueue requeues it without using maxRestarts; an elastic job (minNodes) may be
+    admitted, and then runs, with fewer nodes (docs/cluster.md, Kueue)."""
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
 
     @model_validator(mode="after")
