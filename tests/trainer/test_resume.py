@@ -1,5 +1,5 @@
 """Distributed runs and the resume contract: DDP ≡ one process, kill -9 / SIGTERM / 2→1 resume,
-corrupt checkpoints skipped, a crashed rank ends the run, FSDP resumes from a sharded checkpoint.
+corrupt checkpoints skipped, a crashed rank ends the run (FSDP's resume: test_resume_fsdp.py).
 
 Every run trains the same small job; an uninterrupted run is the reference.
 """
@@ -172,35 +172,6 @@ def test_a_crashed_rank_ends_the_run(work: Path) -> None:
     os.kill(workers[-1], signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)  # well within parallelism.timeoutSeconds
     assert proc.returncode == 1, out
-
-
-def test_fsdp_trains_the_gpt_and_resumes_from_a_sharded_checkpoint(work: Path) -> None:
-    spec = {
-        "dataset": {"type": "synthetic",
-                    "synthetic": {"task": "lm", "samples": 512, "seqLen": 16, "vocabSize": 32}},
-        "model": {"type": "gpt", "gpt": {"layers": 2, "heads": 2, "width": 32, "context": 16}},
-        "training": {"maxSteps": 30, "globalBatchSize": 16, "microBatchSize": 4,
-                     "logging": {"everySteps": 1}},
-        "parallelism": {"strategy": "fsdp", "procsPerNode": 2},
-        "checkpoint": {"everySteps": 10},
-    }
-    full = work / "fsdp-full"
-    r = kubetrain("run", write_job(work / "fsdp.yaml", job_dict(spec, "fsdp")),
-                  "--run-dir", full, "--no-progress")
-    assert r.returncode == 0, r.stderr
-    curve = losses(full)
-    assert curve[30] < curve[1] - 0.3  # it learns the Markov chain
-    assert (full / "checkpoints" / "step-00000020" / "dcp").is_dir()
-    # Resume from the sharded step-20 checkpoint alone and finish the run again.
-    resumed = work / "fsdp-resumed"
-    shutil.copytree(full / "checkpoints" / "step-00000020",
-                    resumed / "checkpoints" / "step-00000020")
-    r = kubetrain("run", work / "fsdp.yaml", "--run-dir", resumed, "--no-progress")
-    assert r.returncode == 0, r.stderr
-    after = losses(resumed)
-    assert min(after) == 21
-    for s in range(21, 31):
-        assert after[s] == pytest.approx(curve[s], rel=1e-5), f"step {s}"
 
 
 def test_a_hung_rank_fails_the_group_after_the_collective_timeout(work: Path) -> None:
