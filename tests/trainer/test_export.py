@@ -63,3 +63,37 @@ def test_registry_export_loads_in_sample_eval_and_the_documented_snippet(tmp_pat
     r = kubetrain("export", run_dir, "-o", other)
     assert r.returncode == 2 and "a directory with other files in it" in r.stderr
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_registry_export_carries_a_bpe_tokenizer_that_loads(tmp_path: Path) -> None:
+    """A bpe (or pretrained) tokenizer is exported as tokenizer.json beside the weights, as the
+    run's model/ has it: `tokenizers` and transformers load it and encode as training did."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from kubetrain.trainer.run_dir import load_trained
+
+    spec = {"dataset": {"type": "text", "text": {"path": str(ROOT / "README.md")},
+                        "split": {"val": 0.1}},
+            "preprocessing": {"text": {"tokenizer": "bpe", "vocabSize": 300}},
+            "model": {"type": "gpt", "gpt": {"layers": 1, "heads": 2, "width": 16,
+                                             "context": 16}},
+            "training": {"maxSteps": 2, "globalBatchSize": 8}}
+    run_dir, out = tmp_path / "run", tmp_path / "export"
+    r = kubetrain("run", write_job(tmp_path / "bpe.yaml", job_dict(spec, "bpe")),
+                  "--run-dir", run_dir, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = kubetrain("export", run_dir, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
+                                                     "tokenizer.json"]
+    assert (out / "tokenizer.json").read_text() == (run_dir / "model" / "tokenizer.json"
+                                                    ).read_text()
+    text = "kubetrain exports the tokenizer with the model"
+    trained = load_trained(run_dir).preprocessing.tokenizer  # type: ignore[attr-defined]
+    want = [int(i) for i in trained.encode(text)]
+    assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(text).ids == want
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(out / "tokenizer.json"))
+    assert fast(text)["input_ids"] == want and fast.decode(want) == text
+    r = kubetrain("sample", out, "--prompt", "kube", "--tokens", "4")
+    assert r.returncode == 0 and r.stdout.startswith("kube"), r.stderr

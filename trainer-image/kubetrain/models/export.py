@@ -5,7 +5,8 @@
   adapter_model.safetensors, naming the base model's directory) unless merged into the weights.
 - registry and import models: model.safetensors plus config.json (`"format": "kubetrain"`) with
   the model spec, the data shapes, the fitted preprocessing and the job, which `kubetrain
-  sample/eval` and `load_exported` (docs/export.md: a ten-line snippet) read back.
+  sample/eval` and `load_exported` (docs/export.md: a ten-line snippet) read back; a bpe or
+  pretrained tokenizer also as tokenizer.json (as in the run's model/), for tools that load one.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def _export_hf(trained: TrainedModel, model: nn.Module, out: Path, merge: bool) 
 def _export_registry(trained: TrainedModel, out: Path) -> None:
     from safetensors.torch import save_model
 
+    from kubetrain.data.text import write_tokenizer_file
+
     save_model(trained.model, str(out / "model.safetensors"))  # tied weights stored once
+    write_tokenizer_file(out, getattr(trained.preprocessing, "tokenizer", None))
     job = trained.job
     config = {
         "format": FORMAT,
