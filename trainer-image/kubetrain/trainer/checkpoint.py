@@ -6,7 +6,8 @@ with `state_dict()`/`load_state_dict()`), so a new stateful part needs no edit h
 Layout of one checkpoint directory `step-XXXXXXXX/` (format 2):
   <name>.pt | <name>.json   rank 0's parts (model, optim, loop, schedule, preprocessing...)
   rank-<r>/<name>.pt        parts every rank keeps for itself (RNG streams)
-  dcp/                      a sharded state written by every rank (FSDP)
+  dcp/                      a sharded state written by every rank (FSDP), resharded on load:
+                            any world size reads it, and so does a run without FSDP
   manifest.json             written last: format, step, world size, the resume guard and
                             every file's size and sha256; a directory without it is partial
 Each checkpoint is first written to a staging directory, then published through its store
