@@ -132,15 +132,18 @@ def _process(argv: list[str], log: Path, env: dict[str, str], ready: str, what: 
 
 @contextlib.contextmanager
 def minio_server(root: Path, *, user: str = "kubetrain-test",
-                 password: str = "kubetrain-test-secret") -> Iterator[S3Server]:
-    """`minio server` on 127.0.0.1 with a fresh data directory under `root`."""
+                 password: str = "kubetrain-test-secret",
+                 settings: dict[str, str] | None = None) -> Iterator[S3Server]:
+    """`minio server` on 127.0.0.1 with a fresh data directory under `root`; `settings` adds
+    MINIO_* settings (e.g. an audit webhook that counts requests)."""
     binary = minio_binary()
     data = root / "minio-data"
     data.mkdir(parents=True)
     port, console = free_port(), free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
            "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
-           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_REGION": REGION}
+           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_REGION": REGION,
+           **(settings or {})}
     argv = [str(binary), "server", str(data), "--address", f"127.0.0.1:{port}",
             "--console-address", f"127.0.0.1:{console}", "--quiet"]
     endpoint = f"http://127.0.0.1:{port}"

@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (handled during parsing) lists them.
     args = build_parser(command_in(argv)).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
+    from kubetrain.storage.fetch import one_job
+
     try:
-        return int(module.run(args))
+        with one_job():  # a bucket location is listed once per command, not once per reader
+            return int(module.run(args))
     except SpecError as e:
         if args.debug:
             raise

@@ -1,6 +1,7 @@
 """Where a Hugging Face model's files come from: a local directory (or volume), a bucket prefix
 (s3://, gs://: copied once into the data cache), or hf://org/name through huggingface_hub's own
-cache (HF_HUB_OFFLINE=1 reads only what is cached)."""
+cache (HF_HUB_OFFLINE=1 reads only what is cached). The config of a model in a bucket is fetched
+alone (`kubetrain validate` reads no weights); the whole prefix when the model is built."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 from kubetrain.api.errors import suggest
 from kubetrain.api.model import HFArgs
 from kubetrain.errors import InvalidJob
-from kubetrain.storage.fetch import fetch
-from kubetrain.storage.remote import is_remote, scheme_of
+from kubetrain.storage.fetch import fetch, verified
+from kubetrain.storage.remote import is_remote, join, scheme_of
 
 HF_PREFIX = "hf://"
 
@@ -66,8 +67,29 @@ def load_config(a: HFArgs, base: Path | None) -> Any:
             more = f"; did you mean {hint!r}?" if hint else " (e.g. llama, gpt2, qwen2)"
             raise InvalidJob(f"model.hf.architecture: unknown model type {arch!r}{more}")
         return transformers.AutoConfig.for_model(arch)
-    where = model_dir(a.path, base)
+    where = _config_dir(a.path) if _in_bucket(a.path) else model_dir(a.path, base)
     return copy.deepcopy(_config_at(str(where), a.path))  # callers set fields on it
+
+
+def _in_bucket(path: str) -> bool:
+    return is_remote(path) and scheme_of(path) not in ("http", "https")
+
+
+def _config_dir(path: str, field: str = "model.hf.path") -> Path:
+    """A local directory holding the config.json of the bucket prefix `path`: the whole copy
+    when this job has it already, else that one object (no weights downloaded)."""
+    whole = verified(path)
+    if whole is not None and whole.is_dir():
+        return whole
+    url = join(path, "config.json")
+    try:
+        return fetch(url).parent
+    except InvalidJob as e:
+        why = str(e).removeprefix(f"{url}: ")
+        if why == "no such object":
+            raise InvalidJob(f"{field} {path}: not a model directory (no config.json; a"
+                             " directory written by save_pretrained has one)") from None
+        raise InvalidJob(f"{field} {path}: {why}") from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,6 +6,11 @@ $KUBETRAIN_DATA_CACHE (default ~/.cache/kubetrain/data) and refreshed when the o
 ETag or modification time changes. A download goes to a temporary name and is renamed into
 place: an interrupted one is never taken for the data. A prefix (s3://bucket/dir/) is copied
 with every object under it; http(s):// names single files only (a web server has no listing).
+
+Within `one_job()` (every `kubetrain` command runs in one) a location is checked against the
+store once: the readers of a job ask for the same URL several times (a model's config, its
+tokenizer, its weights), and a second listing would only cost requests. The next job (the next
+command, a restarted rank) checks again, so a changed object is downloaded then.
 """
 
 from __future__ import annotations
@@ -21,9 +26,25 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.errors import InvalidJob
+from kubetrain.storage.remote import _env_key as env_key
 from kubetrain.storage.remote import filesystem, head, invalid, read_chunks, scheme_of
 
 CHUNK = 8 << 20
+
+# url, credentials/endpoint, cache → the copy verified in this job; None outside `one_job()`.
+_verified: dict[tuple[str, tuple[tuple[str, str], ...], str], Path] | None = None
+
+
+@contextlib.contextmanager
+def one_job() -> Iterator[None]:
+    """Within: each location is listed (and downloaded when changed) at most once."""
+    global _verified
+    outer = _verified
+    _verified = {} if outer is None else outer  # nested: the outer job's scope
+    try:
+        yield
+    finally:
+        _verified = outer
 
 
 def cache_root() -> Path:
@@ -66,7 +87,31 @@ def _identity(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch(url: str) -> Path:
-    """The local copy of a remote file or prefix (downloaded when missing or changed)."""
+    """The local copy of a remote file or prefix (downloaded when missing or changed; within
+    `one_job()`, listed once)."""
+    known = verified(url)
+    if known is not None:
+        return known
+    target = _fetch(url)
+    if _verified is not None:
+        _verified[_memo_key(url)] = target
+    return target
+
+
+def verified(url: str) -> Path | None:
+    """The copy of `url` already fetched in this job, if any (no request)."""
+    if _verified is None:
+        return None
+    known = _verified.get(_memo_key(url))
+    return known if known is not None and known.exists() else None
+
+
+def _memo_key(url: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    # Other credentials or another cache directory (tests) are another location.
+    return url, env_key(), str(cache_root())
+
+
+def _fetch(url: str) -> Path:
     fs = filesystem(url)
     kind, objects = _objects(fs, url)
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
