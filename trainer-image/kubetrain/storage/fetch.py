@@ -26,8 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from kubetrain.errors import InvalidJob
-from kubetrain.storage.remote import _env_key as env_key
-from kubetrain.storage.remote import filesystem, head, invalid, read_chunks, scheme_of
+from kubetrain.storage.remote import (
+    credentials_key,
+    filesystem,
+    head,
+    invalid,
+    read_chunks,
+    scheme_of,
+)
 
 CHUNK = 8 << 20
 
@@ -108,7 +114,7 @@ def verified(url: str) -> Path | None:
 
 def _memo_key(url: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
     # Other credentials or another cache directory (tests) are another location.
-    return url, env_key(), str(cache_root())
+    return url, credentials_key(), str(cache_root())
 
 
 def _fetch(url: str) -> Path:

@@ -65,7 +65,8 @@ def _options(scheme: str) -> dict[str, Any]:
     return {"client_options": {"allow_http": True}} if scheme == "http" else {}
 
 
-def _env_key() -> tuple[tuple[str, str], ...]:
+def credentials_key() -> tuple[tuple[str, str], ...]:
+    """The object-store settings in the environment, as a hashable key (clients and memos)."""
     # Keyed by the variables read, so a changed environment (tests) gets a fresh client.
     return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "GOOGLE_"))))
 
@@ -93,7 +94,7 @@ def _object_store(url: str) -> tuple[Any, str]:
     from obstore.store import from_url
 
     parsed = urlparse(url)
-    key = ("object_store", parsed.scheme, parsed.netloc, _env_key())
+    key = ("object_store", parsed.scheme, parsed.netloc, credentials_key())
     if key not in _stores:
         opts = _options(parsed.scheme.lower())
         _stores[key] = from_url(f"{parsed.scheme}://{parsed.netloc}",
@@ -109,7 +110,7 @@ def filesystem(location: str) -> Any:
     scheme = scheme_of(location)
     if scheme not in SCHEMES:
         raise InvalidJob(f"{location}: not an object-store URL ({', '.join(sorted(SCHEMES))})")
-    key = (scheme, _env_key())
+    key = (scheme, credentials_key())
     if key not in _stores:
         _stores[key] = FsspecStore(scheme, skip_instance_cache=True, **_options(scheme))
     return _stores[key]
