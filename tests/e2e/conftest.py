@@ -13,10 +13,13 @@ Tests see a `Cluster` (kubetrain_testenv.e2e_cluster).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
+from e2e_helpers import uninstall_chart
 
 from kubetrain_testenv.e2e_cluster import Cluster, KindCluster, LocalCluster
 from kubetrain_testenv.pytest_support import TIMINGS, started_real_cluster
@@ -30,7 +33,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield KindCluster(kind)
         return
     with started_real_cluster(nodes=2) as (cp, nodes):
-        yield LocalCluster(cp, nodes)
+        local = LocalCluster(cp, nodes)
+        yield local
+        # Installed by the first module that needed it, uninstalled by test_product's last
+        # test; if that did not run, here (its pods must go before the leftovers check).
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            uninstall_chart(local)
     left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
     if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
         print(f"\nkubetrain_testenv: logs kept in {cp.root}")

@@ -8,11 +8,21 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from e2e_helpers import (
+    SYSTEM,
+    apply_job,
+    checkpoint_step,
+    containers_of,
+    example_job,
+    install_chart,
+    step,
+    uninstall_chart,
+)
+from e2e_helpers import status as job_status
+from e2e_helpers import wait_phase as wait_job_phase
 
 from kubetrain_testenv import wait_for
 from kubetrain_testenv.e2e_cluster import Cluster, Container
@@ -20,32 +30,13 @@ from kubetrain_testenv.pytest_support import TIMINGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "kubetrain"
-EXAMPLE = ROOT / "examples" / "cpu-cluster.yaml"
-SYSTEM = "kubetrain-system"
 JOBS = "kubetrain-e2e"
 NO_CAPS = "0000000000000000"
 RUN_DIRS: list[str] = []
 
 
 def status(cluster: Cluster, name: str) -> dict[str, Any]:
-    return cluster.kubectl_json("get", "tj", name, "-n", JOBS).get("status") or {}
-
-
-def step(s: dict[str, Any]) -> int:
-    return int((s.get("progress") or {}).get("step") or 0)
-
-
-def checkpoint_step(s: dict[str, Any]) -> int:
-    return int(((s.get("progress") or {}).get("lastCheckpoint") or {}).get("step") or 0)
-
-
-def containers_of(cluster: Cluster, namespace: str, pod_prefix: str = "") -> list[Container]:
-    return [
-        c for c in cluster.containers()
-        if c.namespace == namespace and c.pod.startswith(pod_prefix)
-    ]  # fmt: skip
+    return job_status(cluster, JOBS, name)
 
 
 def assert_unprivileged(cluster: Cluster, container: Container, uid: int) -> None:
@@ -59,55 +50,27 @@ def assert_unprivileged(cluster: Cluster, container: Container, uid: int) -> Non
 
 
 def apply_example(cluster: Cluster, name: str, cpu: str | None = None, **training: Any) -> None:
-    """examples/cpu-cluster.yaml as it is but for the local trainer image, `name`, and the
-    `cpu` and `training` changes given."""
-    job = yaml.safe_load(EXAMPLE.read_text())
-    job["metadata"]["name"] = name
-    job["spec"]["image"] = cluster.trainer_image
-    if cpu is not None:
-        job["spec"]["resources"]["cpu"] = cpu
-    job["spec"]["training"].update(training)
-    manifest = Path(cluster.kubeconfig).parent / f"{name}.yaml"
-    manifest.write_text(yaml.safe_dump(job))
-    cluster.kubectl("apply", "-n", JOBS, "-f", str(manifest))
-    # Where its run directory lands on the nodes (the hostPath, then the operator's name-uid
-    # subPath), removed at the end.
-    (volume,) = [v for v in job["spec"]["template"]["volumes"] if "hostPath" in v]
-    uid = cluster.kubectl("get", "tj", name, "-n", JOBS, "-o", "jsonpath={.metadata.uid}")
-    RUN_DIRS.append(f"{volume['hostPath']['path']}/{name}-{uid}")
+    """examples/cpu-cluster.yaml with the local trainer image (e2e_helpers.example_job)."""
+    apply_job(cluster, JOBS, example_job(cluster, name, cpu, **training), RUN_DIRS)
 
 
 def wait_phase(cluster: Cluster, name: str, phases: tuple[str, ...], timeout: float,
                seen: Any = None) -> dict[str, Any]:  # fmt: skip
-    def check() -> dict[str, Any] | None:
-        s = status(cluster, name)
-        if seen is not None:
-            seen(s)
-        return s if s.get("phase") in phases else None
-
-    return wait_for(check, timeout, 1.0, f"TrainingJob {name} to be {'/'.join(phases)}")
+    return wait_job_phase(cluster, JOBS, name, phases, timeout, seen)
 
 
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Iterator[Cluster]:
-    """The chart installed with the built operator image; uninstalled at the end if a test
-    did not already. The jobs' run directories on the nodes go too (the trainer made them)."""
-    repository, tag = cluster.operator_image.rsplit(":", 1)
-    started = time.monotonic()
-    cluster.helm(
-        "upgrade", "--install", "kubetrain", str(CHART), "--namespace", SYSTEM,
-        "--create-namespace", "--wait", "--timeout", "5m",
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never",
-    )  # fmt: skip
-    TIMINGS["e2e: helm install to operator Ready"] = time.monotonic() - started
+    """The chart installed with the built operator image (if no module before did);
+    uninstalled at the end if a test did not already. The jobs' run directories on the nodes
+    go too (the trainer made them)."""
+    install_chart(cluster)
     cluster.kubectl("create", "namespace", JOBS)
     yield cluster
     cluster.kubectl("delete", "namespace", JOBS, "--wait=false", check=False)
     if RUN_DIRS:
         cluster.on_nodes("rm", "-rf", *RUN_DIRS)
-    if cluster.helm("list", "-n", SYSTEM, "-q").strip():
-        cluster.helm("uninstall", "kubetrain", "-n", SYSTEM, "--wait")
+    uninstall_chart(cluster)
 
 
 def test_operator_is_a_ready_pod_without_privileges(installed: Cluster) -> None:

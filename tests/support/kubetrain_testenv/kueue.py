@@ -5,12 +5,19 @@ admin's kubeconfig and a config file of ours, registers Kueue's webhooks for its
 (Workload, ClusterQueue, LocalQueue... defaulting and validation: what a real cluster checks
 of the operator's Workloads) by URL on loopback, and waits until Kueue is ready.
 
+The same for both kinds of control plane: the node agent's (loopback only) and
+`real_cluster()`'s (the API server advertises a LAN address to real nodes' pods). Either way the
+API server is a local process in this machine's network namespace, so a webhook URL on
+127.0.0.1 reaches the manager; nothing in a pod ever calls Kueue.
+
 Webhooks: internal cert management is off (it would write a Secret and patch webhook
 configurations that point at an in-cluster Service, which loopback has no endpoints for);
 the webhook server serves the API server's own serving certificate (signed by the test CA,
 valid for 127.0.0.1), and only the kueue.x-k8s.io webhooks are registered: the pod, Job and
 other workload-kind webhooks (failurePolicy Fail) would gate every pod of the shared control
 plane and fail them all once Kueue stops. `stop()` removes the registrations.
+
+`queue_objects()` gives the ResourceFlavor, ClusterQueue and LocalQueue a test admits through.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from .control_plane import ControlPlane
 BUILD_SCRIPT = REPO_ROOT / "hack" / "kueue" / "build.sh"
 # The kind the operator manages for Kueue (Kueue's integrations.externalFrameworks).
 EXTERNAL_FRAMEWORK = "TrainingJob.v1alpha1.kubetrain.io"
+GROUP = "kueue.x-k8s.io"
 WEBHOOK_CONFIG_NAME = "kubetrain-testenv-kueue"
 
 
@@ -44,6 +52,37 @@ def ensure_kueue(timeout: float = 3600) -> Path:
     if given and (Path(given) / "kueue").is_file():
         return Path(given)
     return built_path(BUILD_SCRIPT, timeout)
+
+
+def queue_objects(
+    name: str, namespace: str, quota: dict[str, str], local_queue: str = "team",
+    node_labels: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """A ResourceFlavor and a ClusterQueue named `name` (`quota`: nominal quota per resource,
+    one flavor; preemption of lower priorities within the queue) for `namespace` only, and
+    the LocalQueue `local_queue` there."""
+    flavor: dict[str, Any] = {"apiVersion": f"{GROUP}/v1beta1", "kind": "ResourceFlavor",
+                              "metadata": {"name": name}, "spec": {}}  # fmt: skip
+    if node_labels:
+        flavor["spec"]["nodeLabels"] = node_labels
+    cluster_queue = {
+        "apiVersion": f"{GROUP}/v1beta1", "kind": "ClusterQueue", "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "preemption": {"withinClusterQueue": "LowerPriority"},
+            "resourceGroups": [{
+                "coveredResources": list(quota),
+                "flavors": [{"name": name, "resources": [
+                    {"name": resource, "nominalQuota": amount}
+                    for resource, amount in quota.items()
+                ]}],
+            }],
+        },
+    }  # fmt: skip
+    local = {"apiVersion": f"{GROUP}/v1beta1", "kind": "LocalQueue",
+             "metadata": {"name": local_queue, "namespace": namespace},
+             "spec": {"clusterQueue": name}}  # fmt: skip
+    return [flavor, cluster_queue, local]
 
 
 class Kueue:
@@ -181,7 +220,7 @@ class Kueue:
         for doc in yaml.safe_load_all(manifests.read_text()):
             hooks = []
             for hook in doc["webhooks"]:
-                if not all(r.get("apiGroups") == ["kueue.x-k8s.io"] for r in hook["rules"]):
+                if not all(r.get("apiGroups") == [GROUP] for r in hook["rules"]):
                     continue
                 path = hook["clientConfig"]["service"]["path"]
                 url = f"https://127.0.0.1:{self.webhook_port}{path}"
