@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kueue_queues import Queues
 from operator_helpers import CRD, POLICY, Jobs, Operator, kubectl
 
 from kubetrain_testenv import ControlPlane, wait_for
+from kubetrain_testenv.kueue import Kueue
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +55,19 @@ def jobs(api_client: client.ApiClient, namespace: str) -> Jobs:
     return Jobs(api_client, namespace)
 
 
+
+
+@pytest.fixture(scope="module")
+def kueue(kubetrain_installed: ControlPlane) -> Iterator[Kueue]:
+    """Real Kueue's manager and webhooks, for the tests of one module."""
+    k = Kueue(kubetrain_installed).start()
+    yield k
+    k.stop()
+
+
+@pytest.fixture
+def queues(kueue: Kueue, api_client: client.ApiClient, namespace: str) -> Iterator[Queues]:
+    """The test's queues (created by `queues.create`), removed afterwards."""
+    q = Queues(api_client, namespace)
+    yield q
+    q.delete()

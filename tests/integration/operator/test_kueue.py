@@ -5,115 +5,20 @@ back to the queue without using its restart budget and resumes from its checkpoi
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kueue_queues import Queues
 from operator_helpers import REPO, Jobs, Operator, cpu_job, kubectl, standin_job, until
 
-from kubetrain_testenv import ControlPlane
 from kubetrain_testenv.kueue import Kueue
 
 pytestmark = pytest.mark.timeout(300)
-KUEUE = "kueue.x-k8s.io"
-
-
-@pytest.fixture(scope="module")
-def kueue(kubetrain_installed: ControlPlane) -> Iterator[Kueue]:
-    k = Kueue(kubetrain_installed).start()
-    yield k
-    k.stop()
-
-
-class Queues:
-    """A ResourceFlavor, a ClusterQueue with `cpu` of quota and a LocalQueue in the namespace;
-    removed afterwards (the first two are cluster-scoped)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.scheduling = client.SchedulingV1Api(api)
-        self.namespace = namespace
-        self.tag = secrets.token_hex(3)
-        self.flavor, self.cluster_queue = f"kt-{self.tag}", f"kt-{self.tag}"
-        self.local_queue = "team"
-        self.priority_classes: list[str] = []
-
-    def create(self, cpu: str, node_labels: dict[str, str] | None = None) -> None:
-        flavor: dict[str, Any] = {"apiVersion": f"{KUEUE}/v1beta1", "kind": "ResourceFlavor",
-                                  "metadata": {"name": self.flavor}, "spec": {}}  # fmt: skip
-        if node_labels:
-            flavor["spec"]["nodeLabels"] = node_labels
-        self.custom.create_cluster_custom_object(KUEUE, "v1beta1", "resourceflavors", flavor)
-        cq = {
-            "apiVersion": f"{KUEUE}/v1beta1", "kind": "ClusterQueue",
-            "metadata": {"name": self.cluster_queue},
-            "spec": {
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
-                },
-                "preemption": {"withinClusterQueue": "LowerPriority"},
-                "resourceGroups": [{
-                    "coveredResources": ["cpu", "memory"],
-                    "flavors": [{"name": self.flavor, "resources": [
-                        {"name": "cpu", "nominalQuota": cpu},
-                        {"name": "memory", "nominalQuota": "64Gi"},
-                    ]}],
-                }],
-            },
-        }  # fmt: skip
-        self.custom.create_cluster_custom_object(KUEUE, "v1beta1", "clusterqueues", cq)
-        lq = {"apiVersion": f"{KUEUE}/v1beta1", "kind": "LocalQueue",
-              "metadata": {"name": self.local_queue, "namespace": self.namespace},
-              "spec": {"clusterQueue": self.cluster_queue}}  # fmt: skip
-        self.custom.create_namespaced_custom_object(
-            KUEUE, "v1beta1", self.namespace, "localqueues", lq
-        )
-
-    def priority_class(self, value: int) -> str:
-        name = f"kt-{self.tag}-{value}"
-        self.scheduling.create_priority_class({"metadata": {"name": name}, "value": value})
-        self.priority_classes.append(name)
-        return name
-
-    def workloads(self) -> list[dict[str, Any]]:
-        return self.custom.list_namespaced_custom_object(
-            KUEUE, "v1beta1", self.namespace, "workloads"
-        )["items"]
-
-    def workload_of(self, job: str) -> dict[str, Any] | None:
-        mine = [w for w in self.workloads()
-                if w["metadata"]["labels"].get("kubetrain.io/job-name") == job]  # fmt: skip
-        return mine[0] if mine else None
-
-    def delete(self) -> None:
-        for plural, name in (("clusterqueues", self.cluster_queue),
-                             ("resourceflavors", self.flavor)):  # fmt: skip
-            with contextlib.suppress(ApiException):
-                self.custom.delete_cluster_custom_object(KUEUE, "v1beta1", plural, name)
-        for name in self.priority_classes:
-            self.scheduling.delete_priority_class(name)
-
-
-@pytest.fixture
-def queues(
-    kueue: Kueue, api_client: client.ApiClient, namespace: str
-) -> Iterator[Queues]:  # fmt: skip
-    q = Queues(api_client, namespace)
-    yield q
-    q.delete()
 
 
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
-
-
-def workload_condition(workload: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    return condition((workload or {}).get("status") or {}, type_)
 
 
 def test_quota_for_one_job_holds_the_second_in_the_queue(
@@ -129,7 +34,7 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
 
     # The second is held: Queued with Kueue's reason, no pods, its Workload not admitted.
     status = jobs.wait_phase("second", "Queued", 60)
-    until(lambda: workload_condition(queues.workload_of("second"), "QuotaReserved").get(
+    until(lambda: queues.workload_condition("second", "QuotaReserved").get(
         "reason") == "Pending", 30, "Kueue to say why the second job waits")  # fmt: skip
     status = until(lambda: (s := jobs.status("second")).get("reason") == "Pending" and s, 30,
                    "the job to carry Kueue's reason")  # fmt: skip
@@ -144,14 +49,14 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
     assert {p.spec.node_selector.get("kubernetes.io/hostname") for p in first_pods} == {
         "testenv-node"
     }
-    first = queues.workload_of("first")
-    assert workload_condition(first, "Admitted")["status"] == "True"
+    first = queues.workload("first")
+    assert queues.workload_condition("first", "Admitted")["status"] == "True"
     assert first["spec"]["podSets"][0]["count"] == 2
     assert first["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
 
     # The first finishes: its Workload is Finished, the quota goes to the second.
     jobs.wait_phase("first", "Succeeded", 120)
-    until(lambda: workload_condition(queues.workload_of("first"), "Finished").get("status")
+    until(lambda: queues.workload_condition("first", "Finished").get("status")
           == "True", 30, "the first Workload to be Finished")  # fmt: skip
     status = jobs.wait_phase("second", "Succeeded", 120)
     assert condition(status, "Admitted")["status"] == "True"
@@ -173,7 +78,7 @@ def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
     checkpoint = until(
         lambda: ((jobs.status("low").get("progress") or {}).get("lastCheckpoint") or {}).get(
             "step"), 60, "a first checkpoint of the low-priority job")  # fmt: skip
-    assert queues.workload_of("low")["spec"]["priority"] == 100
+    assert queues.workload("low")["spec"]["priority"] == 100
 
     phases: list[tuple[str, str]] = []
     steps: list[tuple[str, int]] = []  # (phase, progress step) as polled
@@ -202,7 +107,7 @@ def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
     before = max(step for _, step in steps[:queued_at])
     after = [step for phase, step in steps[queued_at:] if phase != "Queued" and step]
     assert after and min(after) >= (before // 10) * 10 >= checkpoint, (before, after[:5])
-    requeued = workload_condition(queues.workload_of("low"), "Requeued")
+    requeued = queues.workload_condition("low", "Requeued")
     assert (requeued.get("status"), requeued.get("reason")) == ("True", "Preempted"), requeued
 
 
@@ -283,12 +188,12 @@ def test_the_operators_rbac_covers_kueue(
         jobs.create(standin_job("least", tmp_path / "run", "ok", "20", queueName="team",
                                 template={"priorityClassName": priority}))  # fmt: skip
         status = jobs.wait_phase("least", "Succeeded", 90)
-        until(lambda: workload_condition(queues.workload_of("least"), "Finished").get("status")
+        until(lambda: queues.workload_condition("least", "Finished").get("status")
               == "True", 30, "the Workload to be Finished")  # fmt: skip
     finally:
         op.stop()
         kubectl(cp, "delete", "clusterrolebinding", binding)
     assert condition(status, "Admitted")["status"] == "True"
-    assert queues.workload_of("least")["spec"]["priority"] == 500
+    assert queues.workload("least")["spec"]["priority"] == 500
     log = op.output()
     assert "403" not in log and "Forbidden" not in log, log[-3000:]

@@ -4,98 +4,18 @@ on one node (world size 1) and succeeds; a fixed-size job in the same queue stay
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kueue_queues import Queues
 from operator_helpers import Jobs, Operator, cpu_job, standin_job, until
 
-from kubetrain_testenv import ControlPlane
-from kubetrain_testenv.kueue import Kueue
-
 pytestmark = pytest.mark.timeout(300)
-KUEUE, V = "kueue.x-k8s.io", "v1beta1"
 ELASTIC = {"nodes": 2, "minNodes": 1, "maxNodes": 2}
 # cpu_job's workers ask for 400m each: quota for one of them, never two.
 ONE_WORKER = "500m"
-
-
-@pytest.fixture(scope="module")
-def kueue(kubetrain_installed: ControlPlane) -> Iterator[Kueue]:
-    k = Kueue(kubetrain_installed).start()
-    yield k
-    k.stop()
-
-
-class Queue:
-    """LocalQueue `team` → a ClusterQueue of `cpu` (one flavor, preemption of lower priorities
-    within it) for the test's namespace; PriorityClasses on demand; all removed afterwards."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.scheduling = client.SchedulingV1Api(api)
-        self.namespace = namespace
-        self.name = f"kt-partial-{secrets.token_hex(3)}"
-        self.priority_classes: list[str] = []
-
-    def create(self, cpu: str) -> Queue:
-        name, ns = self.name, self.namespace
-        flavor = {"apiVersion": f"{KUEUE}/{V}", "kind": "ResourceFlavor",
-                  "metadata": {"name": name}}  # fmt: skip
-        cluster_queue = {
-            "apiVersion": f"{KUEUE}/{V}", "kind": "ClusterQueue", "metadata": {"name": name},
-            "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                "preemption": {"withinClusterQueue": "LowerPriority"},
-                "resourceGroups": [{
-                    "coveredResources": ["cpu", "memory"],
-                    "flavors": [{"name": name, "resources": [
-                        {"name": "cpu", "nominalQuota": cpu},
-                        {"name": "memory", "nominalQuota": "64Gi"},
-                    ]}],
-                }],
-            },
-        }  # fmt: skip
-        local_queue = {"apiVersion": f"{KUEUE}/{V}", "kind": "LocalQueue",
-                       "metadata": {"name": "team", "namespace": ns},
-                       "spec": {"clusterQueue": name}}  # fmt: skip
-        self.custom.create_cluster_custom_object(KUEUE, V, "resourceflavors", flavor)
-        self.custom.create_cluster_custom_object(KUEUE, V, "clusterqueues", cluster_queue)
-        self.custom.create_namespaced_custom_object(KUEUE, V, ns, "localqueues", local_queue)
-        return self
-
-    def priority_class(self, value: int) -> str:
-        name = f"{self.name}-{value}"
-        self.scheduling.create_priority_class({"metadata": {"name": name}, "value": value})
-        self.priority_classes.append(name)
-        return name
-
-    def workload_of(self, job: str) -> dict[str, Any]:
-        items = self.custom.list_namespaced_custom_object(
-            KUEUE, V, self.namespace, "workloads"
-        )["items"]
-        (mine,) = [w for w in items
-                   if w["metadata"]["labels"].get("kubetrain.io/job-name") == job]  # fmt: skip
-        return mine
-
-    def delete(self) -> None:
-        for plural in ("clusterqueues", "resourceflavors"):
-            with contextlib.suppress(ApiException):
-                self.custom.delete_cluster_custom_object(KUEUE, V, plural, self.name)
-        for name in self.priority_classes:
-            self.scheduling.delete_priority_class(name)
-
-
-@pytest.fixture
-def queue(kueue: Kueue, api_client: client.ApiClient, namespace: str) -> Iterator[Queue]:
-    q = Queue(api_client, namespace)
-    yield q
-    q.delete()
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -108,16 +28,16 @@ def live_pods(jobs: Jobs, name: str) -> list[client.V1Pod]:
 
 
 def test_an_elastic_job_admitted_with_one_of_two_workers_runs_on_one_node(
-    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+    operator: Operator, jobs: Jobs, queues: Queues, tmp_path: Path
 ):
-    queue.create(cpu=ONE_WORKER)
+    queues.create(cpu=ONE_WORKER)
     (tmp_path / "elastic").mkdir()
     jobs.create(standin_job("elastic", tmp_path / "elastic", "ok", "200", queueName="team",
                             parallelism=ELASTIC))  # fmt: skip
 
     running = jobs.wait_phase("elastic", "Running", 90)
 
-    workload = queue.workload_of("elastic")
+    workload = queues.workload("elastic")
     (pod_set,) = workload["spec"]["podSets"]
     assert (pod_set["count"], pod_set["minCount"]) == (2, 1)
     (assignment,) = workload["status"]["admission"]["podSetAssignments"]
@@ -135,19 +55,19 @@ def test_an_elastic_job_admitted_with_one_of_two_workers_runs_on_one_node(
     assert status["progress"]["step"] == 200
     assert status["plan"]["worldSize"] == 1
     assert len(jobs.pods("elastic")) == 1  # never a second worker
-    until(lambda: condition(queue.workload_of("elastic"), "Finished").get("status") == "True",
+    until(lambda: queues.workload_condition("elastic", "Finished").get("status") == "True",
           30, "the Workload to be Finished")  # fmt: skip
 
 
 def test_a_fixed_size_job_in_the_same_queue_waits_for_all_its_workers(
-    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+    operator: Operator, jobs: Jobs, queues: Queues, tmp_path: Path
 ):
-    queue.create(cpu=ONE_WORKER)
+    queues.create(cpu=ONE_WORKER)
     jobs.create(standin_job("fixed", tmp_path, "ok", "20", queueName="team"))
     status = jobs.wait_phase("fixed", "Queued", 60)
-    until(lambda: condition(queue.workload_of("fixed"), "QuotaReserved").get("reason")
+    until(lambda: queues.workload_condition("fixed", "QuotaReserved").get("reason")
           == "Pending", 30, "Kueue to keep the fixed-size job waiting")  # fmt: skip
-    (pod_set,) = queue.workload_of("fixed")["spec"]["podSets"]
+    (pod_set,) = queues.workload("fixed")["spec"]["podSets"]
     assert "minCount" not in pod_set
     status = until(lambda: (s := jobs.status("fixed")).get("reason") == "Pending" and s, 30,
                    "the job to carry Kueue's reason")  # fmt: skip
@@ -156,13 +76,13 @@ def test_a_fixed_size_job_in_the_same_queue_waits_for_all_its_workers(
 
 
 def test_a_preempted_elastic_job_comes_back_smaller_and_resumes_from_its_checkpoint(
-    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+    operator: Operator, jobs: Jobs, queues: Queues, tmp_path: Path
 ):
     """Quota for two workers: the elastic job runs on 2; a higher-priority 1-worker job
     preempts it; it checkpoints, requeues, is admitted again with the one worker's quota that
     is left, resumes from its checkpoint at world size 1 (no restart used) and succeeds."""
-    queue.create(cpu="1")
-    low, high = queue.priority_class(100), queue.priority_class(10_000)
+    queues.create(cpu="1")
+    low, high = queues.priority_class(100), queues.priority_class(10_000)
     for name in ("elastic", "urgent"):
         (tmp_path / name).mkdir()
     jobs.create(standin_job("elastic", tmp_path / "elastic", "ok", "600", queueName="team",
@@ -211,12 +131,12 @@ def test_a_preempted_elastic_job_comes_back_smaller_and_resumes_from_its_checkpo
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_real_trainer_runs_a_partially_admitted_job_at_world_size_one(
-    operator: Operator, jobs: Jobs, queue: Queue, tmp_path: Path
+    operator: Operator, jobs: Jobs, queues: Queues, tmp_path: Path
 ):
     """examples/cpu-cluster.yaml (DDP over gloo) declared on 2 nodes, admitted with 1: the
     trainer reads its spec (2 nodes) from the ConfigMap and the size from its command line,
     trains at world size 1 and succeeds."""
-    queue.create(cpu=ONE_WORKER)
+    queues.create(cpu=ONE_WORKER)
     jobs.create(cpu_job("real", tmp_path, queueName="team", parallelism=ELASTIC,
                         training={"maxSteps": 40, "eval": {"everySteps": 20}}))  # fmt: skip
     status = jobs.wait_phase("real", ("Succeeded", "Failed"), 400)
