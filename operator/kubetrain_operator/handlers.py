@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kubetrain.api.job import GROUP, PLURAL, VERSION
+from kubetrain_operator.cache import by_label
 from kubetrain_operator.children import WATCHED
 from kubetrain_operator.kueue import KUEUE_GROUP
 from kubetrain_operator.names import LABEL_JOB
@@ -45,9 +46,11 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.reconciler.kube.close()
 
-    def job_event(self, key: Key, kind: str | None, body: kopf.Body) -> None:
+    def job_event(self, key: Key, kind: str | None, body: dict[str, Any]) -> None:
         assert self.queue is not None
+        self.reconciler.jobs.event(kind, body)
         if kind == "DELETED":
             self._seen.pop(key, None)
             self.queue.forget(key)
@@ -71,9 +74,17 @@ class Controller:
         remember it, and reconcile the job (which re-applies it if it drifted)."""
         key = self.reconciler.children.event(kind, obj)
         if key is not None:
-            self.pod_event(key)
+            self.wake(key)
 
-    def pod_event(self, key: Key) -> None:
+    def workload_event(self, kind: str | None, obj: dict[str, Any]) -> None:
+        """A job's Kueue Workload changed (admitted, pending, evicted): remember it, reconcile
+        the job."""
+        self.reconciler.workloads.event(kind, obj)
+        key = by_label(obj)
+        if key is not None:
+            self.wake(key)
+
+    def wake(self, key: Key) -> None:
         assert self.queue is not None
         if key in self._seen:  # pods of jobs we do not know yet are found once the job is
             self.queue.add(key)
@@ -127,21 +138,20 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         await controller.stop()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def job_event(
-        event: kopf.RawEvent, namespace: str, name: str, body: kopf.Body, **_: Any
-    ) -> None:
-        controller.job_event((namespace, name), event.get("type"), body)
+    async def job_event(event: kopf.RawEvent, namespace: str, name: str, **_: Any) -> None:
+        controller.job_event((namespace, name), event.get("type"), dict(event["object"]))
 
     @kopf.on.event("", "v1", "pods", labels={LABEL_JOB: kopf.PRESENT}, registry=registry)
     async def pod_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
-        controller.pod_event((namespace, labels[LABEL_JOB]))
+        controller.wake((namespace, labels[LABEL_JOB]))
 
-    # A job's Kueue Workload (admitted, evicted) wakes the job's reconcile. Where Kueue is not
-    # installed kopf finds no such resource and watches nothing.
+    # A job's Kueue Workload (admitted, evicted) fills the Workload cache (cache.py) and wakes
+    # the job's reconcile. Where Kueue is not installed kopf finds no such resource and watches
+    # nothing.
     @kopf.on.event(KUEUE_GROUP, "v1beta1", "workloads", labels={LABEL_JOB: kopf.PRESENT},
                    registry=registry)  # fmt: skip
-    async def workload_event(namespace: str, labels: kopf.Labels, **_: Any) -> None:
-        controller.pod_event((namespace, labels[LABEL_JOB]))
+    async def workload_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.workload_event(event.get("type"), dict(event["object"]))
 
     # The job's other children: one edited or deleted by hand is put back by the reconcile.
     async def child_event(event: kopf.RawEvent, **_: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,9 @@ class Kube:
     ) -> None:
         self.api = api or load_config()
         self.on_request = on_request or (lambda: None)  # the request-rate metric
+        # Events are recorded by one thread of their own, in order: a reconcile never waits
+        # for them (they change nothing it decides on).
+        self._events = ThreadPoolExecutor(1, thread_name_prefix="events")
 
     def _call(
         self,
@@ -94,9 +98,10 @@ class Kube:
                 return None
             raise
 
-    def patch_job_status(self, namespace: str, name: str, status: Obj) -> None:
-        """Merge patch: touches only the fields given (the trainer owns status.progress)."""
-        self._call(
+    def patch_job_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        """Merge patch: touches only the fields given (the trainer owns status.progress);
+        returns the job as the server now has it."""
+        return self._call(
             "PATCH", self.job_path(namespace, name) + "/status", {"status": status},
             content_type="application/merge-patch+json",
         )  # fmt: skip
@@ -156,9 +161,9 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )  # fmt: skip
 
-    def patch_workload_status(self, namespace: str, name: str, patch: Obj) -> None:
+    def patch_workload_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge patch of a Workload's status; its resourceVersion makes a stale one fail."""
-        self._call(
+        return self._call(
             "PATCH", self.workload_path(namespace, name) + "/status", patch,
             content_type="application/merge-patch+json",
         )  # fmt: skip
@@ -180,9 +185,17 @@ class Kube:
     # -- events ---------------------------------------------------------------------
 
     def emit(self, job: Obj, event: Event) -> None:
-        """Record an Event on the job; failures are logged, never raised."""
+        """Record an Event on the job in the background; failures are logged, never raised."""
+        self._events.submit(self._emit, job, event, datetime.now(UTC))
+
+    def close(self) -> None:
+        """Stop recording Events: the ones not sent yet are dropped (an unreachable API server
+        would otherwise hold the process's exit, 30 s per Event)."""
+        self._events.shutdown(wait=False, cancel_futures=True)
+
+    def _emit(self, job: Obj, event: Event, when: datetime) -> None:
         meta = job["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",

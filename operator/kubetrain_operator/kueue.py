@@ -295,6 +295,31 @@ def _sized(container: Obj, nodes: int) -> Obj:
     return {**container, "command": command}
 
 
+# A new job's Workload that Kueue has not looked at yet: wait up to this long for Kueue's word
+# (its Workload event wakes the reconcile sooner) before saying Queued without it, so that a
+# queued job's status is written once, with Kueue's reason, instead of twice.
+FIRST_WORD_SECONDS = 5.0
+
+
+def awaiting_first_word(
+    workload: Obj | None, job: JobState, pods: list[ObservedPod], now: datetime
+) -> float | None:
+    """Seconds to wait before a job's first status, or None: write now. Only a job without a
+    status yet, no pods, and a Workload created less than FIRST_WORD_SECONDS ago on which
+    Kueue has set no condition waits."""
+    if workload is None or job.status.phase or pods:
+        return None
+    if (workload.get("status") or {}).get("conditions"):
+        return None  # Kueue has spoken
+    created = (workload.get("metadata") or {}).get("creationTimestamp")
+    try:
+        age = (now - datetime.fromisoformat(str(created))).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    left = FIRST_WORD_SECONDS - age
+    return min(left, FIRST_WORD_SECONDS) if left > 0 else None  # a skewed clock waits no longer
+
+
 def hold(job: JobState, pods: list[ObservedPod], admission: Admission, now: datetime) -> Decision:
     """Not admitted (or evicted): no pods (deleted with their grace period, so the trainer
     checkpoints on SIGTERM), phase Queued with Kueue's reason. No restart is counted, and

@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain_operator import kueue
+from kubetrain_operator.cache import Bodies
 from kubetrain_operator.decision import Decision, JobState
 from kubetrain_operator.kube import Kube, is_status
 from kubetrain_operator.names import JobMeta
@@ -34,11 +35,28 @@ class Verdict:
     hold: Decision | None
     job: JobState
     placement: kueue.Placement | None = None
+    # Nothing to write yet: look again after this many seconds (kueue.awaiting_first_word).
+    wait: float | None = None
 
 
 class Gate:
-    def __init__(self, kube: Kube, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, kube: Kube, clock: Callable[[], datetime], workloads: Bodies | None = None
+    ) -> None:
         self.kube, self.clock = kube, clock
+        # The Workloads as the watch (handlers.py) and our writes last showed them.
+        self.workloads = workloads if workloads is not None else Bodies()
+
+    def _workload(self, meta: JobMeta, name: str, job: JobState) -> kueue.Obj | None:
+        """The job's Workload from the cache. Not there: a job that was never reconciled has
+        none (it is ours to create, by an idempotent apply); else the watch may not have shown
+        it yet (the operator just started), so it is read."""
+        found = self.workloads.get((meta.namespace, name))
+        if found is None and job.status.phase:
+            found = self.kube.get_workload(meta.namespace, name)
+            if found is not None:
+                self.workloads.wrote(found)
+        return found
 
     def check(
         self, meta: JobMeta, spec: TrainingJobSpec, job: JobState, pods: list[ObservedPod]
@@ -47,7 +65,7 @@ class Gate:
         stop the pods and, once they are gone, give the quota back; else hold."""
         now = self.clock()
         name = kueue.workload_name(meta)
-        workload = self.kube.get_workload(meta.namespace, name)
+        workload = self._workload(meta, name, job)
         admission = kueue.read_admission(workload)
         if not admission.reserved:
             wanted = kueue.render_workload(
@@ -59,6 +77,7 @@ class Gate:
             if workload is None or not kueue.same_request(workload, wanted):
                 try:
                     workload = self.kube.apply_workload(wanted)
+                    self.workloads.wrote(workload)
                 except ApiException as e:
                     if not is_status(e, 404):
                         raise
@@ -78,12 +97,15 @@ class Gate:
             resized = nodes if nodes != spec.parallelism.nodes else None
             where = kueue.placement([f for f in flavors if f is not None], resized)
             return Verdict(None, ready, where)
+        wait = kueue.awaiting_first_word(workload, job, pods, now)
+        if wait is not None and admission.state == "pending":
+            return Verdict(None, job, wait=wait)
         decision = kueue.hold(job, pods, admission, now)
         if admission.state == "evicted" and not pods and workload is not None:
             # Every worker has stopped (and checkpointed): the quota goes back to Kueue.
-            self.kube.patch_workload_status(
+            self.workloads.wrote(self.kube.patch_workload_status(
                 meta.namespace, name, kueue.release_patch(workload, now)
-            )
+            ))  # fmt: skip
         decision.requeue(HOLD_RESYNC_SECONDS)
         return Verdict(decision, job)
 
@@ -93,13 +115,15 @@ class Gate:
         if phase is None or not phase.finished:
             return
         name = kueue.workload_name(meta)
-        workload = self.kube.get_workload(meta.namespace, name)
+        workload = self.workloads.get((meta.namespace, name))
+        if workload is None:  # not seen yet, or none
+            workload = self.kube.get_workload(meta.namespace, name)
         if workload is None or kueue.read_admission(workload).state == "finished":
             return
         patch = kueue.finished_patch(
             workload, phase == "Succeeded", decision.status.message or "", self.clock()
         )
-        self.kube.patch_workload_status(meta.namespace, name, patch)
+        self.workloads.wrote(self.kube.patch_workload_status(meta.namespace, name, patch))
 
     def _priority(self, spec: TrainingJobSpec) -> int | None:
         """The value of the pods' PriorityClass (Kueue orders and preempts by it)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 from kubetrain.errors import InvalidJob
 from kubetrain_operator import validation
+from kubetrain_operator.cache import Bodies, by_label
 from kubetrain_operator.children import Children, ref_of
 from kubetrain_operator.conditions import find_condition, set_condition
 from kubetrain_operator.decision import Decision, Event, JobState
@@ -35,6 +37,9 @@ from kubetrain_operator.status_patch import status_patch
 
 log = logging.getLogger("kubetrain_operator")
 Key = tuple[str, str]
+# How often a job is read from the API server instead of the cache: a watch that was
+# restarted (kopf lists again) shows no deletion that happened in between.
+RESYNC_SECONDS = 300.0
 
 
 def _now() -> datetime:
@@ -46,14 +51,23 @@ class Reconciler:
         self, kube: Kube, metrics: Metrics, clock: Callable[[], datetime] = _now
     ) -> None:
         self.kube, self.metrics, self.clock = kube, metrics, clock
-        self.gate = Gate(kube, clock)  # Kueue admission of jobs with a queueName
-        # The children as last seen (fed by handlers.py's watches and by our applies).
+        # Jobs, Workloads and children as last seen (fed by handlers.py's watches and by our
+        # writes' answers): a reconcile reads them without a request (cache.py). Pods are
+        # LISTed: decisions to create and delete them are made on what the server has.
+        self.jobs = Bodies()
+        self.workloads = Bodies(by_label)
         self.children = Children()
+        self.gate = Gate(kube, clock, self.workloads)  # Kueue admission of a queueName
+        # When each job was last read from the API server rather than the cache.
+        self._read: dict[Key, float] = {}
         # (uid, generation) whose children were applied once: later applies are repairs.
         self._applied: dict[Key, tuple[str, int]] = {}
 
     def forget(self, key: Key) -> None:
         self._applied.pop(key, None)
+        self._read.pop(key, None)
+        for cache in (self.jobs, self.workloads):
+            cache.forget(key)
         self.children.forget(key)
         self.metrics.set_phase(key, None)
 
@@ -80,11 +94,16 @@ class Reconciler:
         if patch:
             meta = obj["metadata"]
             with contextlib.suppress(ApiException):
-                self.kube.patch_job_status(meta["namespace"], meta["name"], patch)
+                self.jobs.wrote(self.kube.patch_job_status(meta["namespace"], meta["name"], patch))
 
     def _reconcile(self, key: Key, seen: dict[str, Any]) -> float | None:
         namespace, name = key
-        obj = self.kube.get_job(namespace, name)
+        obj = None if self._resync_due(key) else self.jobs.get(key)
+        if obj is None:  # not seen by the watch (yet), or time to check the cache: read it
+            obj = self.kube.get_job(namespace, name)
+            self._read[key] = time.monotonic()
+            if obj is not None:
+                self.jobs.wrote(obj)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             self.forget(key)  # the garbage collector removes the children
             return None
@@ -108,6 +127,8 @@ class Reconciler:
             status.phase and status.phase.finished
         )
         verdict = self.gate.check(meta, spec, job, pods) if queued else None
+        if verdict is not None and verdict.wait is not None:
+            return verdict.wait  # Kueue's word first: then one status write, not two
         if verdict is not None and verdict.hold is None and verdict.job.spec is not None:
             # Admitted (perhaps partially): pods, world size and plan follow the admitted size.
             spec = verdict.job.spec
@@ -126,6 +147,11 @@ class Reconciler:
             with contextlib.suppress(InvalidJob):  # validation reported it already
                 decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision, verdict.placement if verdict else None)
+
+    def _resync_due(self, key: Key) -> bool:
+        now = time.monotonic()
+        read = self._read.setdefault(key, now)  # the watch event that queued it is fresh
+        return now - read > RESYNC_SECONDS
 
     def _apply_children(self, key: Key, meta: JobMeta, spec: TrainingJobSpec) -> None:
         """Apply each child that is missing or differs from its rendering (drift.py); an
@@ -178,7 +204,7 @@ class Reconciler:
             )  # fmt: skip
         patch = status_patch(job.status, d.status)
         if patch:
-            self.kube.patch_job_status(ns, meta.name, patch)
+            self.jobs.wrote(self.kube.patch_job_status(ns, meta.name, patch))
         for event in d.events:
             log.info("%s/%s: %s %s", ns, meta.name, event.reason, event.message)
             self.kube.emit(obj, event)
