@@ -322,14 +322,19 @@ def awaiting_first_word(
 
 def hold(job: JobState, pods: list[ObservedPod], admission: Admission, now: datetime) -> Decision:
     """Not admitted (or evicted): no pods (deleted with their grace period, so the trainer
-    checkpoints on SIGTERM), phase Queued with Kueue's reason. No restart is counted, and
-    the start time is cleared: time in the queue counts toward no deadline."""
+    checkpoints on SIGTERM), phase Queued with Kueue's reason. An eviction that stops running
+    workers is a disruption: counted in `restarts` and `disruptions` (the pods come back at the
+    next generation), never against maxRestarts. The start time is cleared: time in the queue
+    counts toward no deadline."""
     old = job.status
     status = old.model_copy(deep=True, update={"observed_generation": job.generation})
     d = Decision(status=status)
     for p in pods:
         if not p.deleting:
             d.delete.append(PodRef(p.name, p.uid))
+    if admission.state == "evicted" and d.delete:  # once: later holds see them deleting
+        status.restarts += 1
+        status.disruptions += 1
     if admission.state == "evicted":
         message = f"evicted by Kueue ({admission.reason}): {admission.message}".rstrip(": ")
         message += "; stopping the workers (they checkpoint), then back in the queue"

@@ -193,9 +193,9 @@ def test_quota_holds_the_second_job_and_preemption_resumes_to_the_same_loss(
     assert high["phase"] == reference["phase"] == final["phase"] == "Succeeded", (
         high, reference, final)  # fmt: skip
     assert ("Queued", "Preempted") in phases, phases
-    # No restart of the budget used (maxRestarts 0 would have failed the job): whatever
-    # restarts say, all were disruptions.
-    assert final["restarts"] - final.get("disruptions", 0) == 0, final
+    # The preemption is one disruption; no restart of the budget used (maxRestarts 0 would
+    # have failed the job).
+    assert (final["restarts"], final.get("disruptions")) == (1, 1), final
     assert reference["restarts"] == 0 and not reference.get("disruptions"), reference
     # Resumed from the SIGTERM checkpoint, not started over (the log of the worker that ran
     # after the queue).

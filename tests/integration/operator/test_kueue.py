@@ -97,7 +97,8 @@ def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
     status = jobs.wait_phase("low", "Succeeded", 180, seen=seen)
 
     assert ("Queued", "Preempted") in phases, phases
-    assert status["restarts"] == 0, status  # the budget (maxRestarts 0) is untouched
+    # One disruption; the budget (maxRestarts 0) is untouched.
+    assert (status["restarts"], status["disruptions"]) == (1, 1), status
     assert status["progress"]["step"] == 600
     events = {e.reason for e in jobs.events("low")}
     assert "Preempted" in events, events
@@ -152,7 +153,7 @@ def test_preempted_real_training_ends_with_the_loss_of_an_uninterrupted_run(
 
     assert status["phase"] == reference["phase"] == "Succeeded", (status, reference)
     assert ("Queued", "Preempted") in phases, phases
-    assert status["restarts"] == 0
+    assert (status["restarts"], status["disruptions"]) == (1, 1), status
     assert status["progress"]["step"] == reference["progress"]["step"] == 160
     assert status["progress"]["loss"] == pytest.approx(reference["progress"]["loss"], rel=1e-6)
     # Resumed, not started over: back from the queue, the first step reported is past the

@@ -113,12 +113,13 @@ def test_a_preempted_elastic_job_comes_back_smaller_and_resumes_from_its_checkpo
     assert smaller["plan"]["worldSize"] == 1
     (pod,) = live_pods(jobs, "elastic")
     env = {e.name: e.value for e in pod.spec.containers[0].env}
-    assert (env["PET_NNODES"], env["KUBETRAIN_RESTART_GENERATION"]) == ("1", "0")
+    assert (env["PET_NNODES"], env["KUBETRAIN_RESTART_GENERATION"]) == ("1", "1")
 
     status = jobs.wait_phase("elastic", "Succeeded", 120, seen=seen)
     jobs.wait_phase("urgent", "Succeeded", 60)
     assert ("Queued", "Preempted") in [(p, r) for p, r, _ in steps], steps[:5]
-    assert status["restarts"] == 0 and status["progress"]["step"] == 600
+    assert (status["restarts"], status["disruptions"]) == (1, 1)  # the preemption
+    assert status["progress"]["step"] == 600
     assert status["plan"]["worldSize"] == 1
     # Resumed, not started over: back from the queue no step before the last checkpoint
     # taken before the preemption is reported again.

@@ -130,7 +130,7 @@ def test_placement_merges_flavors_and_place_adds_them_to_the_pod() -> None:
     assert p["metadata"]["labels"]["kubetrain.io/job-name"] == "demo"
 
 
-def test_hold_deletes_pods_and_queues_without_a_restart() -> None:
+def test_hold_deletes_pods_and_queues_counting_a_disruption_not_a_failure() -> None:
     s = queued_spec()
     running = job("Running", s, restarts=1, startTime="2026-01-02T03:00:00Z",
                   conditions=[cond("Running", reason="Training")])  # fmt: skip
@@ -140,7 +140,7 @@ def test_hold_deletes_pods_and_queues_without_a_restart() -> None:
     assert [r.name for r in d.delete] == ["demo-worker-0", "demo-worker-1"]
     assert d.force_delete == [] and d.create == []
     st = d.status
-    assert (st.phase, st.reason, st.restarts) == ("Queued", "Preempted", 1)
+    assert (st.phase, st.reason, st.restarts, st.disruptions) == ("Queued", "Preempted", 2, 1)
     assert st.start_time is None  # queue time counts toward no deadline
     by_type = {c.type: c for c in st.conditions}
     assert by_type["Admitted"].status == "False" and by_type["Admitted"].reason == "Preempted"
@@ -151,6 +151,10 @@ def test_hold_deletes_pods_and_queues_without_a_restart() -> None:
         running.__class__(running.name, 1, s, st), [pod(0, gen=1, deleting=True)], evicted, NOW
     )
     assert again.events == [] and again.delete == []
+    assert (again.status.restarts, again.status.disruptions) == (2, 1)  # counted once
+    # Not admitted yet (no pods to stop): nothing is counted.
+    fresh = kueue.hold(job("Queued", s), [], evicted, NOW)
+    assert (fresh.status.restarts, fresh.status.disruptions) == (0, 0)
 
 
 def test_admitted_job_is_pending_again_and_starts_its_pods_at_the_same_generation() -> None:
