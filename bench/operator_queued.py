@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from operator_scale import Sampler, metrics, quantile
+from operator_scale import Sampler, metrics, print_table, quantile
 from watches import GROUP, KUEUE, KV, PLURAL, VERSION, Arrivals, JobWrites
 
 from kubetrain_testenv import ControlPlane, wait_for
@@ -341,9 +341,7 @@ def main() -> int:
         *quiet,
         ("load average (1 min), at each phase boundary", " ".join(f"{x:.1f}" for x in loads)),
     ]  # fmt: skip
-    print("| measure | value |\n| --- | --- |")
-    for k, v in rows:
-        print(f"| {k} | {v} |")
+    print_table(rows)
     return 0
 
 

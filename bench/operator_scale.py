@@ -92,6 +92,13 @@ def quantile(buckets: list[tuple[dict[str, str], float]], q: float) -> float:
     return prev_le
 
 
+def print_table(rows: list[tuple[str, Any]]) -> None:
+    """The results as a two-column Markdown table (pasted into docs/benchmarks.md)."""
+    print("| measure | value |\n| --- | --- |")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+
+
 def job(name: str, seconds: int) -> dict[str, Any]:
     base = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
     base["metadata"] = {
@@ -187,9 +194,7 @@ def main() -> int:
                                               f"{sampler.cpu_seconds:.1f} s"),
         ("API requests per job per minute (all Running)", f"{per_job_min:.2f}"),
     ]  # fmt: skip
-    print("| measure | value |\n| --- | --- |")
-    for k, v in rows:
-        print(f"| {k} | {v} |")
+    print_table(rows)
     return 0
 
 

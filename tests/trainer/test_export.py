@@ -22,21 +22,29 @@ def _snippet() -> str:
     return code
 
 
-def test_registry_export_loads_in_sample_eval_and_the_documented_snippet(tmp_path: Path) -> None:
-    from kubetrain.trainer.run_dir import load_trained
-
+def _train_and_export(tmp_path: Path, name: str, tokenizer: dict, split: dict,
+                      steps: int) -> tuple[Path, Path]:
+    """A one-layer GPT trained on README.md for `steps` steps, then exported: (run, export)."""
     spec = {"dataset": {"type": "text", "text": {"path": str(ROOT / "README.md")},
-                        "split": {"val": 0.1, "test": 0.1}},
-            "preprocessing": {"text": {"tokenizer": "byte"}},
+                        "split": split},
+            "preprocessing": {"text": tokenizer},
             "model": {"type": "gpt", "gpt": {"layers": 1, "heads": 2, "width": 16,
                                              "context": 16}},
-            "training": {"maxSteps": 5, "globalBatchSize": 8}}
+            "training": {"maxSteps": steps, "globalBatchSize": 8}}  # fmt: skip
     run_dir, out = tmp_path / "run", tmp_path / "export"
-    r = kubetrain("run", write_job(tmp_path / "gpt.yaml", job_dict(spec, "gpt")),
-                  "--run-dir", run_dir, "--no-progress")
+    r = kubetrain("run", write_job(tmp_path / f"{name}.yaml", job_dict(spec, name)),
+                  "--run-dir", run_dir, "--no-progress")  # fmt: skip
     assert r.returncode == 0, r.stderr
     r = kubetrain("export", run_dir, "-o", out)
     assert r.returncode == 0, r.stderr
+    return run_dir, out
+
+
+def test_registry_export_loads_in_sample_eval_and_the_documented_snippet(tmp_path: Path) -> None:
+    from kubetrain.trainer.run_dir import load_trained
+
+    run_dir, out = _train_and_export(tmp_path, "gpt", {"tokenizer": "byte"},
+                                     {"val": 0.1, "test": 0.1}, steps=5)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text())["format"] == "kubetrain"
 
@@ -73,18 +81,8 @@ def test_registry_export_carries_a_bpe_tokenizer_that_loads(tmp_path: Path) -> N
 
     from kubetrain.trainer.run_dir import load_trained
 
-    spec = {"dataset": {"type": "text", "text": {"path": str(ROOT / "README.md")},
-                        "split": {"val": 0.1}},
-            "preprocessing": {"text": {"tokenizer": "bpe", "vocabSize": 300}},
-            "model": {"type": "gpt", "gpt": {"layers": 1, "heads": 2, "width": 16,
-                                             "context": 16}},
-            "training": {"maxSteps": 2, "globalBatchSize": 8}}
-    run_dir, out = tmp_path / "run", tmp_path / "export"
-    r = kubetrain("run", write_job(tmp_path / "bpe.yaml", job_dict(spec, "bpe")),
-                  "--run-dir", run_dir, "--no-progress")
-    assert r.returncode == 0, r.stderr
-    r = kubetrain("export", run_dir, "-o", out)
-    assert r.returncode == 0, r.stderr
+    run_dir, out = _train_and_export(tmp_path, "bpe", {"tokenizer": "bpe", "vocabSize": 300},
+                                     {"val": 0.1}, steps=2)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
                                                      "tokenizer.json"]
     assert (out / "tokenizer.json").read_text() == (run_dir / "model" / "tokenizer.json"
