@@ -64,7 +64,7 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
     assert status["progress"]["step"] == 40
 
 
-def test_preemption_checkpoints_requeues_and_resumes_without_a_restart(
+def test_preemption_checkpoints_requeues_and_resumes_as_a_disruption(
     operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
 ):
     queues.create(cpu="1")
