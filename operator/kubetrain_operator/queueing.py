@@ -47,12 +47,12 @@ class Gate:
         # The Workloads as the watch (handlers.py) and our writes last showed them.
         self.workloads = workloads if workloads is not None else Bodies()
 
-    def _workload(self, meta: JobMeta, name: str, job: JobState) -> kueue.Obj | None:
+    def _workload(self, meta: JobMeta, name: str, may_exist: bool) -> kueue.Obj | None:
         """The job's Workload from the cache. Not there: a job that was never reconciled has
-        none (it is ours to create, by an idempotent apply); else the watch may not have shown
-        it yet (the operator just started), so it is read."""
+        none (it is ours to create, by an idempotent apply: `may_exist` False); else the watch
+        may not have shown it yet (the operator just started), so it is read."""
         found = self.workloads.get((meta.namespace, name))
-        if found is None and job.status.phase:
+        if found is None and may_exist:
             found = self.kube.get_workload(meta.namespace, name)
             if found is not None:
                 self.workloads.wrote(found)
@@ -65,7 +65,7 @@ class Gate:
         stop the pods and, once they are gone, give the quota back; else hold."""
         now = self.clock()
         name = kueue.workload_name(meta)
-        workload = self._workload(meta, name, job)
+        workload = self._workload(meta, name, may_exist=bool(job.status.phase))
         admission = kueue.read_admission(workload)
         if not admission.reserved:
             wanted = kueue.render_workload(
@@ -115,9 +115,7 @@ class Gate:
         if phase is None or not phase.finished:
             return
         name = kueue.workload_name(meta)
-        workload = self.workloads.get((meta.namespace, name))
-        if workload is None:  # not seen yet, or none
-            workload = self.kube.get_workload(meta.namespace, name)
+        workload = self._workload(meta, name, may_exist=True)
         if workload is None or kueue.read_admission(workload).state == "finished":
             return
         patch = kueue.finished_patch(
