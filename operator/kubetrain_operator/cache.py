@@ -30,7 +30,7 @@ def key_of(obj: Obj) -> Key:
 
 
 def by_label(obj: Obj) -> Key | None:
-    """The job a Workload belongs to: its job label."""
+    """The job an object (a Workload, a child) belongs to by its job label."""
     meta = obj.get("metadata") or {}
     job = (meta.get("labels") or {}).get(LABEL_JOB)
     return (meta.get("namespace", ""), job) if job else None
@@ -49,8 +49,8 @@ def newer(new: int | None, old: int | None) -> bool:
     return new is None or old is None or new >= old
 
 
-def _slim(obj: Obj) -> Obj:
-    """managedFields are most of an object's size and never read."""
+def slim(obj: Obj) -> Obj:
+    """The object without managedFields: they are most of its size and never read."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return {**obj, "metadata": meta}
 
@@ -107,7 +107,7 @@ class Bodies:
             if version is not None and gone is not None and version <= gone:
                 return  # an answer older than the deletion the watch showed
             del self._gone[key]
-        self._seen[key] = _slim(obj)
+        self._seen[key] = slim(obj)
         job = self._job_of(obj)
         if job is not None:
             self._by_job.setdefault(job, set()).add(key)

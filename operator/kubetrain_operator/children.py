@@ -12,8 +12,8 @@ import threading
 from typing import Any
 
 from kubetrain.api.job import API_VERSION, KIND
+from kubetrain_operator.cache import by_label, slim
 from kubetrain_operator.drift import Written
-from kubetrain_operator.names import LABEL_JOB
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # a job: namespace, name
@@ -44,14 +44,7 @@ def job_of(obj: Obj) -> Key | None:
             KIND,
         ):
             return namespace, owner["name"]
-    job = (meta.get("labels") or {}).get(LABEL_JOB)
-    return (namespace, job) if job else None
-
-
-def _slim(obj: Obj) -> Obj:
-    """What drift needs of an object (managedFields are most of its size and never compared)."""
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {**obj, "metadata": meta}
+    return by_label(obj)
 
 
 class Children:
@@ -76,7 +69,7 @@ class Children:
                     if not self._by_job[job]:
                         del self._by_job[job]
             else:
-                self._seen[ref] = _slim(obj)
+                self._seen[ref] = slim(obj)
                 if job is not None:
                     self._by_job.setdefault(job, set()).add(ref)
                 written = self._written.get(ref)
@@ -97,7 +90,7 @@ class Children:
         ref = ref_of(answer)
         version = str(answer["metadata"].get("resourceVersion"))
         with self._lock:
-            self._seen[ref] = _slim(answer)
+            self._seen[ref] = slim(answer)
             self._written[ref] = Written(version, fingerprint)
             self._by_job.setdefault(job, set()).add(ref)
 
