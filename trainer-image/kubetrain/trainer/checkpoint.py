@@ -177,12 +177,11 @@ class Checkpointer:
     # -- reading ------------------------------------------------------------------------
     def load(self, path: Location, *, main: Mapping[str, Stateful],
              per_rank: Mapping[str, Stateful] = {}, sharded: Stateful | None = None,
-             accept: Callable[[Manifest], None] = lambda manifest: None) -> Manifest:
+             manifest: Manifest | None = None) -> Manifest:
         """Load a verified checkpoint into the parts; per-rank parts only at the same world
-        size (the caller decides what a rank without its own state does). `accept` sees the
-        manifest before any part is read and raises to refuse the checkpoint."""
-        manifest = read_manifest(path)
-        accept(manifest)
+        size (the caller decides what a rank without its own state does). `manifest`: the
+        checkpoint's, when the caller has read it already (to judge it before any part)."""
+        manifest = manifest or read_manifest(path)
         for part_name, part in main.items():
             part.load_state_dict(read_part(path, part_name))
         if manifest.world == self.ctx.world:

@@ -39,7 +39,6 @@ from kubetrain.trainer.checkpoint import (
     Checkpointer,
     CheckpointError,
     Location,
-    Manifest,
     Stateful,
     read_manifest,
     read_part,
@@ -177,15 +176,13 @@ class Trainer:
         self.reporter.start(self.loop.state.step)
 
     def _load(self, path: Location) -> None:
-        def same_job(manifest: Manifest) -> None:
-            changes = guard_changes(manifest.guard, self.guard)
-            if changes:
-                raise InvalidJob(mismatch_message(str(path), changes))
-
-        sharded = read_manifest(path).sharded
-        manifest = self.checkpointer.load(path, main=self._parts(sharded),
-                                          per_rank={"rng": RNGState()},
-                                          sharded=self._sharded(sharded), accept=same_job)
+        manifest = read_manifest(path)
+        changes = guard_changes(manifest.guard, self.guard)
+        if changes:  # written for another job: refused before any part is read
+            raise InvalidJob(mismatch_message(str(path), changes))
+        self.checkpointer.load(path, main=self._parts(manifest.sharded),
+                               per_rank={"rng": RNGState()},
+                               sharded=self._sharded(manifest.sharded), manifest=manifest)
         if manifest.world != self.ctx.world:  # another world size: a fresh stream per rank
             seed = hash((self.job.spec.training.seed, manifest.step, self.ctx.rank))
             torch.manual_seed(seed & 0xFFFF_FFFF)
