@@ -25,7 +25,6 @@ One run on the test control plane with real Kueue and the node agent (pods run `
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 from operator_scale import Sampler, metrics, print_table, quantile
+from operator_scale import job as sleeping_job
 from watches import GROUP, KUEUE, KV, PLURAL, VERSION, Arrivals, JobWrites
 
 from kubetrain_testenv import ControlPlane, wait_for
@@ -58,11 +57,8 @@ BUCKETS = "kubetrain_reconcile_duration_seconds_bucket"
 
 
 def job(name: str, seconds: int) -> Obj:
-    base = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
-    base["metadata"] = {
-        "name": name,
-        "annotations": {"kubetrain.io/command": json.dumps(["sleep", str(seconds)])},
-    }
+    """The scale bench's sleeping job, queued in `team` with a small CPU request."""
+    base = sleeping_job(name, seconds)
     base["spec"]["queueName"] = "team"
     base["spec"]["resources"] = {"cpu": f"{POD_CPU_MILLI}m"}
     # `sleep` sends no heartbeat: no Stalled restart during the bench.
