@@ -21,7 +21,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spec_cases import example_files
+from spec_cases import example_files, warm_imports
 
 from kubetrain.api.loader import load_file, load_text
 from kubetrain.cli.main import main
@@ -99,6 +99,7 @@ def render(value: Any, indent: int = 0, flow: bool = False) -> str:
 
 @pytest.fixture(scope="module")
 def workdir() -> Any:
+    warm_imports()  # the per-input time bound is for hangs, not the one-time imports
     with tempfile.TemporaryDirectory(prefix="kubetrain-fuzz-") as d:
         yield Path(d)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import time
 from dataclasses import dataclass
@@ -188,8 +189,17 @@ class LocalVerdict:
     seconds: float
 
 
+@functools.cache
+def warm_imports() -> None:
+    """Import what validating a Hugging Face model loads lazily (torch and transformers, about
+    5 s once per process), so that a time bound meant to catch hangs never counts it."""
+    with contextlib.suppress(ImportError):  # an install without the trainer never loads them
+        import kubetrain.models.hf_checks  # noqa: F401
+
+
 def validate_locally(case: SpecCase, workdir: Path) -> LocalVerdict:
     """`kubetrain validate --cluster -o yaml FILE` in-process, on the case's bytes."""
+    warm_imports()
     path = workdir / f"{case.name}.yaml"
     path.write_bytes(case.data)
     err = io.StringIO()
