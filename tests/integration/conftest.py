@@ -1,9 +1,11 @@
 """Fixtures for tests against a real control plane (see kubetrain_testenv).
 
-- `control_plane` (session): a started `ControlPlane` with the node agent (fake
-  nvidia.com/gpu capacity from $KUBETRAIN_TESTENV_GPUS, default 0); its
-  `kubeconfig` is the admin kubeconfig, `pod_log(ns, name)` reads pod output,
+- `control_plane` (session): a started `ControlPlane` with kube-scheduler and two real nodes
+  (node-1, node-2: containerd + runc, kubelet, kube-proxy; CoreDNS on node-1) running the images
+  hack/images/build.sh builds; its `kubeconfig` is the admin kubeconfig, `pod_log(ns, name)`
+  reads pod output (through the kubelet, like `kubectl logs`),
   `service_account_kubeconfig(ns, sa)` acts as a ServiceAccount.
+- `nodes` (session): the `RealNode`s (their `images[name].ref` are the images' references).
 - `api_client` (session): a `kubernetes.client.ApiClient` for the admin.
 - `core_v1` (session): `CoreV1Api` on it.
 - `namespace` (function): a fresh namespace whose "default" ServiceAccount
@@ -31,19 +33,30 @@ from kubernetes import client
 
 from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.clients import kubernetes_client
-from kubetrain_testenv.pytest_support import RUN_IDS, TIMINGS, started_control_plane
+from kubetrain_testenv.pytest_support import RUN_IDS, TIMINGS, started_real_cluster
+from kubetrain_testenv.real_node import RealNode, leftovers
 
 
 @pytest.fixture(scope="session")
-def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    with started_control_plane(gpus=int(os.environ.get("KUBETRAIN_TESTENV_GPUS", "0"))) as cp:
-        yield cp
-    left = cp.survivors()
+def real_nodes(request: pytest.FixtureRequest) -> Iterator[tuple[ControlPlane, list[RealNode]]]:
+    with started_real_cluster(nodes=2) as (cp, nodes):
+        yield cp, nodes
+    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
     if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
         print(f"\nkubetrain_testenv: logs kept in {cp.root}")
     else:
         cp.remove_files()
-    assert not left, f"processes survived the control plane: {left}"
+    assert not left, f"the control plane or its nodes left things behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def control_plane(real_nodes: tuple[ControlPlane, list[RealNode]]) -> ControlPlane:
+    return real_nodes[0]
+
+
+@pytest.fixture(scope="session")
+def nodes(real_nodes: tuple[ControlPlane, list[RealNode]]) -> list[RealNode]:
+    return real_nodes[1]
 
 
 @pytest.fixture(scope="session")

@@ -96,8 +96,21 @@ class ControlPlane:
 
     def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:
         """A pod container's stdout+stderr so far ("" if it has not started)."""
-        path = pod_log_path(self.agent_dir, namespace, name, container)
-        return path.read_text(errors="replace") if path.exists() else ""
+        if not self.nodes:  # the node agent keeps logs in files of its own
+            path = pod_log_path(self.agent_dir, namespace, name, container)
+            return path.read_text(errors="replace") if path.exists() else ""
+        query = f"?container={container}" if container else ""
+        req = urllib.request.Request(
+            f"{self.server}/api/v1/namespaces/{namespace}/pods/{name}/log{query}"
+        )
+        req.add_header("Authorization", f"Bearer {self.admin_token}")
+        try:  # through the kubelet, as `kubectl logs` reads it
+            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=30) as answer:
+                return str(answer.read().decode(errors="replace"))
+        except urllib.error.HTTPError as exc:
+            if exc.code in (400, 404):  # not started yet (or gone)
+                return ""
+            raise
 
     def token_kubeconfig(self, token: str, path: Path, namespace: str | None = None) -> Path:
         """Write a kubeconfig that authenticates with `token` (for example a ServiceAccount's)."""
