@@ -62,15 +62,10 @@ def real_cluster(
         t0 = time.monotonic()
         cp.start()
         cp.start_scheduler(binaries / "kube-scheduler")
-        members[0].prepare()
-        if members[0].holds_shared_root and nodes > 1:
-            # Imported once, then cloned: the others need no import of their own.
-            t1 = time.monotonic()
-            members[0].import_images()
-            timings.setdefault("real node: images imported into the shared root",
-                               time.monotonic() - t1)  # fmt: skip
-            for node in members[1:]:
-                node.clone_shared_root(members[0])
+        # The images go into the machine's store once; every node runs on its own clone.
+        members[0].fill_shared_root()
+        for node in members:
+            node.clone_shared_root()
         for node in members:
             node.start()
         timings.setdefault("real node: control plane start to node Ready", time.monotonic() - t0)

@@ -1,13 +1,14 @@
 """A real Kubernetes node on this machine: containerd + runc, kubelet, kube-proxy and CoreDNS.
 
 Test and development tool only. Each node lives in its own network namespace (node_network),
-with its own containerd (state and socket), kubelet root dir, pod log dir and cgroup tree, so
-several nodes and test sessions can share the machine. The first node of a machine uses the
-shared containerd root (images stay imported across runs); the other nodes of its cluster get a
-hard-linked clone of it, made before any containerd runs on it (`clone_shared_root`): their
-images are there at no disk cost, and nothing a node writes reaches another's files. The
-project's images (hack/images/build.sh) are imported into containerd's `k8s.io` namespace; pods
-use them with `imagePullPolicy: Never`/`IfNotPresent` (no registry is reachable).
+with its own containerd (state, socket and root), kubelet root dir, pod log dir and cgroup
+tree, so several nodes, clusters and test sessions can share the machine at once. The project's
+images (hack/images/build.sh) are imported into the machine's image store (`SHARED_ROOT`, a
+containerd root kept across runs that no node ever runs on: `fill_shared_root`); every node
+runs on a hard-linked clone of it (`clone_shared_root`): its images are there in about 2 s at no
+disk cost, and nothing a node writes reaches the store or another node's files. Pods use the
+images from containerd's `k8s.io` namespace with `imagePullPolicy: Never`/`IfNotPresent` (no
+registry is reachable).
 
 `stop()` leaves nothing behind, even after a failed test: the kubelet, kube-proxy and CoreDNS
 stop, every process in the node's cgroup tree is killed, containerd stops, everything mounted
@@ -29,9 +30,10 @@ import signal
 import subprocess
 import time
 import urllib.error
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from . import procs
 from .kubeconfig import render_kubeconfig, write_kubeconfig
@@ -51,8 +53,11 @@ RECORDS = Path("/run/kubetrain-testenv/nodes")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 IMAGES_SCRIPT = REPO_ROOT / "hack" / "images" / "build.sh"
 _CACHE = Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
-# containerd's root (content store, snapshots) kept across runs: the trainer image is GBs.
+# The image store: a containerd root (content, snapshots) kept across runs, because the trainer
+# image is GBs. Written only while its lock is held exclusively (importing), cloned while it is
+# held shared: clusters of several sessions clone it at once, and never see half an import.
 SHARED_ROOT = _CACHE / "node" / "containerd-root"
+SHARED_ROOT_LOCK = SHARED_ROOT.with_suffix(".lock")
 # What of a containerd root a clone takes: content, unpacked layers and the metadata (not the
 # CRI's or the runtimes' per-container state, which belongs to the node that made it).
 CLONED_PARTS = (
@@ -124,9 +129,7 @@ class RealNode:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stopped = False
         self._prepared = False
-        self._shared_root = False
         self._cloned_root = False
-        self._lock: IO[str] | None = None
         self.timings: dict[str, float] = {}
 
     # -- helpers -------------------------------------------------------------------
@@ -168,14 +171,15 @@ class RealNode:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self, timeout: float = 180.0) -> RealNode:
-        """Start containerd, import the images, start the kubelet (wait for Ready), kube-proxy
-        and CoreDNS (wait until it answers)."""
+        """Bring the images into the store and clone it (unless done before), start containerd,
+        the kubelet (wait for Ready), kube-proxy and CoreDNS (wait until it answers)."""
         started = time.monotonic()
         self.prepare()
+        if not self._cloned_root:
+            self.fill_shared_root()
+            self.clone_shared_root()
         self._start_containerd()
         self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
-        self._import_images()
-        self.timings["images imported"] = time.monotonic() - started
         self._start_kubelet()
         self._wait(self._ready, timeout, f"node {self.name} to be Ready")
         self.timings["node Ready"] = time.monotonic() - started
@@ -185,12 +189,11 @@ class RealNode:
         return self
 
     def prepare(self) -> None:
-        """Directories, record, cgroups, and the shared root if free. Idempotent."""
+        """Directories, record, cgroups and NAT rule. Idempotent."""
         if self._prepared:
             return
         self._prepared = True
         self.paths.dir.mkdir(parents=True, exist_ok=True)
-        self._shared_root = self._lock_shared_root()
         _write_record(self)
         _make_cgroups(self.cgroup_root)
         # Pods reach other nodes' pods unmasqueraded (the CNI bridge's ipMasq would hide their
@@ -201,77 +204,61 @@ class RealNode:
             check=True, capture_output=True,
         )  # fmt: skip
 
-    def import_images(self) -> None:
-        """Bring the images into this node's root with containerd stopped afterwards (so that
-        the root can be cloned; start() starts containerd again, with nothing left to import)."""
+    def fill_shared_root(self) -> None:
+        """Import the images the store lacks: a containerd of this node's (its state and
+        socket) runs on the store for the import only, under the store's exclusive lock."""
         self.prepare()
-        self._start_containerd()
-        self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
-        self._import_images()
-        procs.stop(self._procs.pop("containerd"), grace=10.0)
-        # start() waits for the socket to appear: a stale one would answer too soon.
-        self.paths.containerd_socket.unlink(missing_ok=True)
+        started = time.monotonic()
+        with _locked(fcntl.LOCK_EX):
+            self._start_containerd(SHARED_ROOT)
+            try:
+                self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
+                self._import_images()
+            finally:
+                procs.stop(self._procs.pop("containerd"), grace=10.0)
+                # start() waits for the socket to appear: a stale one would answer too soon.
+                self.paths.containerd_socket.unlink(missing_ok=True)
+        self.timings["images imported into the store"] = time.monotonic() - started
 
-    @property
-    def holds_shared_root(self) -> bool:
-        return self._shared_root
-
-    def clone_shared_root(self, holder: RealNode) -> None:
-        """Use a hard-linked copy of the shared root as this node's private root. `holder`
-        holds the shared root and has not started its containerd (the copy must not race its
-        writes). Blobs and unpacked layers are never written after they are made, so links
-        are safe; the metadata databases are written in place, so they are real copies."""
-        assert holder.holds_shared_root and "containerd" not in holder._procs
+    def clone_shared_root(self) -> None:
+        """Make this node's root a hard-linked copy of the store, under its shared lock.
+        Blobs and unpacked layers are never written after they are made, so links are safe;
+        the metadata databases are written in place, so they are real copies."""
+        assert "containerd" not in self._procs, "clone before containerd starts"
         self.prepare()
-        if self._shared_root or not SHARED_ROOT.is_dir():
-            return
         started = time.monotonic()
         target = self.paths.private_root
         target.mkdir(parents=True, exist_ok=True)
-        for part in CLONED_PARTS:
-            if (SHARED_ROOT / part).is_dir():
-                subprocess.run(["cp", "-al", str(SHARED_ROOT / part), str(target)], check=True)
-        for db in target.rglob("*.db"):
-            db.unlink()
-            shutil.copy2(SHARED_ROOT / db.relative_to(target), db)
+        with _locked(fcntl.LOCK_SH):
+            for part in CLONED_PARTS:
+                if (SHARED_ROOT / part).is_dir():
+                    subprocess.run(["cp", "-al", str(SHARED_ROOT / part), str(target)], check=True)
+            for db in target.rglob("*.db"):
+                db.unlink()
+                shutil.copy2(SHARED_ROOT / db.relative_to(target), db)
         self._cloned_root = True
         self.timings["containerd root cloned"] = time.monotonic() - started
 
-    def _lock_shared_root(self) -> bool:
-        """Use the machine's shared containerd root (images stay imported across runs) if no
-        other node holds it; else a private one under the node's directory (imports again)."""
-        SHARED_ROOT.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(SHARED_ROOT.with_suffix(".lock"), "w")  # noqa: SIM115 (held till stop)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            self._lock.close()
-            self._lock = None
-            return False
-
-    def _start_containerd(self) -> None:
+    def _start_containerd(self, root: Path | None = None) -> None:
+        """containerd of this node on `root` (default: its own clone of the store)."""
         p = self.paths
         p.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         (p.cni_conf_dir / "10-kubetrain.conflist").write_text(
             cni_conflist("ktbr0", self.pod_subnet, p.dir / "cni" / "ipam")
         )
-        root = SHARED_ROOT if self._shared_root else p.private_root
         p.containerd_config.write_text(containerd_config(p, self.images["pause"].ref, root))
         self._spawn("containerd", ["containerd", "--config", p.containerd_config])
 
     def _import_images(self) -> None:
-        """Stream the images containerd lacks into it (a kept root already has them), after
-        clearing what a killed run may have left in a kept root; then remove older builds'
-        images. In that order: a new build shares most layers with the old one, and removing
-        the old first would let the garbage collector delete them before the import reuses
-        them (the import skips what containerd has, and would then miss them)."""
-        kept_root = self._shared_root or self._cloned_root
-        if kept_root:
-            for kind in ("tasks", "containers"):
-                ids = self.ctr(kind, "ls", "-q").stdout.split()
-                if ids:
-                    self.ctr(kind, "rm", *(["-f"] if kind == "tasks" else []), *ids)
+        """Stream the images the store lacks into it, after clearing containers a store used
+        by an older version of this code may hold; then remove older builds' images. In that
+        order: a new build shares most layers with the old one, and removing the old first
+        would let the garbage collector delete them before the import reuses them (the import
+        skips what containerd has, and would then miss them)."""
+        for kind in ("tasks", "containers"):
+            ids = self.ctr(kind, "ls", "-q").stdout.split()
+            if ids:
+                self.ctr(kind, "rm", *(["-f"] if kind == "tasks" else []), *ids)
         refs = [image.ref for image in self.images.values()]
         done = subprocess.run(
             ["bash", str(IMAGES_SCRIPT), "--import", str(self.paths.containerd_socket), *refs],
@@ -281,11 +268,10 @@ class RealNode:
         )
         if done.returncode != 0:
             raise RuntimeError(f"importing {refs} failed:\n{done.stderr[-3000:]}")
-        if kept_root:
-            stale = stale_images(self.ctr("images", "ls").stdout, set(refs))
-            if stale:
-                # --sync: the space is free (and a clone made next holds none of it) on return.
-                self.ctr("images", "rm", "--sync", *stale)
+        stale = stale_images(self.ctr("images", "ls").stdout, set(refs))
+        if stale:
+            # --sync: the space is free (and a clone made next holds none of it) on return.
+            self.ctr("images", "rm", "--sync", *stale)
 
     def _start_kubelet(self) -> None:
         p = self.paths
@@ -363,9 +349,6 @@ class RealNode:
                     os.kill(pid, signal.SIGKILL)
         _clean_up(self.paths.dir, self.cgroup_root, self.net, self.lan)
         _record_path(self.tag).unlink(missing_ok=True)
-        if self._lock is not None:
-            self._lock.close()  # releases the shared root
-            self._lock = None
 
 
 # -- DNS -------------------------------------------------------------------------------
@@ -448,6 +431,15 @@ def _ensure_dns_objects(cp: Any, node_ip: str) -> None:
 
 
 # -- clean-up (also for nodes whose owner was SIGKILLed) ---------------------------------
+
+
+@contextlib.contextmanager
+def _locked(mode: int) -> Iterator[None]:
+    """The image store's lock in `mode` (fcntl.LOCK_EX or LOCK_SH), waited for."""
+    SHARED_ROOT.parent.mkdir(parents=True, exist_ok=True)
+    with open(SHARED_ROOT_LOCK, "a") as lock:
+        fcntl.flock(lock, mode)  # released when the file closes, or when its holder dies
+        yield
 
 
 def _record_path(tag: str) -> Path:
@@ -553,7 +545,7 @@ def _clean_up(directory: Path, cgroup_root: str, net: NodeNetwork, lan: Lan | No
     for cgroup in _tree(cgroup_root):
         with contextlib.suppress(OSError):
             cgroup.rmdir()
-    # A private root (a clone's links would pin the shared root's old blobs); logs stay.
+    # The node's clone of the image store (its links would pin the store's old blobs); logs stay.
     shutil.rmtree(NodePaths(directory).private_root, ignore_errors=True)
     net.delete()
     if lan is not None:
