@@ -10,27 +10,22 @@ from .dev_cluster import down, serve, state_dir, status, up
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kubetrain_testenv",
-        description="A local Kubernetes control plane for development (not for production).",
+        description="A local Kubernetes cluster (control plane and one real node) for development "
+        "(not for production).",
     )
     parser.add_argument("command", choices=["up", "down", "status", "serve"])
-    parser.add_argument("--gpus", type=int, default=0, help="fake nvidia.com/gpu on the node")
     parser.add_argument(
         "--then", help="shell command to run against the cluster once it is ready (KUBECONFIG set)"
-    )
-    parser.add_argument(
-        "--real-node",
-        action="store_true",
-        help="a real node (containerd, kubelet, kube-proxy, CoreDNS) instead of the node agent",
     )
     args = parser.parse_args()
     state = state_dir()
     if args.command == "up":
-        return up(state, args.gpus, args.then, args.real_node)
+        return up(state, args.then)
     if args.command == "down":
         return down(state)
     if args.command == "status":
         return status(state)
-    serve(state, args.gpus, args.then, args.real_node)
+    serve(state, args.then)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`make dev-cluster`: a control plane and node agent left running in the background.
+"""`make dev-cluster`: a control plane and a real node left running in the background.
 
 `up` starts `serve` detached and waits until it is ready, then prints the
 `export KUBECONFIG=...` line; `down` stops it; `status` says whether it runs.
@@ -56,20 +56,12 @@ def _export(info: dict[str, Any]) -> str:
     return f"export KUBECONFIG={shlex.quote(info['kubeconfig'])}"
 
 
-def serve(state: Path, gpus: int, then: str | None, real: bool = False) -> None:
-    """Run the cluster in the foreground until SIGTERM/SIGINT (what `up` starts)."""
-    with contextlib.ExitStack() as stack:
-        if real:  # a real node: containerd, kubelet, kube-proxy, CoreDNS, the local images
-            cp, (node,) = stack.enter_context(real_cluster(("pause", "operator", "trainer")))
-            images = {name: image.ref for name, image in node.images.items()}
-            pod_logs = str(node.paths.pod_logs)
-        else:
-            cp = ControlPlane(root=state / "run")
-            stack.callback(cp.stop)
-            cp.start()
-            cp.start_node_agent(gpus=gpus)
-            images, pod_logs = {}, str(cp.agent_dir / "logs")
-        _serve(state, cp, then, {"images": images, "pod_logs": pod_logs, "real_node": real})
+def serve(state: Path, then: str | None) -> None:
+    """Run the cluster in the foreground until SIGTERM/SIGINT (what `up` starts): a real node
+    (containerd, kubelet, kube-proxy, CoreDNS) with the local images."""
+    with real_cluster(("pause", "operator", "trainer")) as (cp, (node,)):
+        images = {name: image.ref for name, image in node.images.items()}
+        _serve(state, cp, then, {"images": images, "pod_logs": str(node.paths.pod_logs)})
 
 
 def _serve(state: Path, cp: ControlPlane, then: str | None, more: dict[str, Any]) -> None:
@@ -96,17 +88,14 @@ def _serve(state: Path, cp: ControlPlane, then: str | None, more: dict[str, Any]
             procs.stop(extra)
 
 
-def up(state: Path, gpus: int, then: str | None, real: bool = False) -> int:
+def up(state: Path, then: str | None) -> int:
     info = _ready(state)
     if info is None:
-        shutil.rmtree(state / "run", ignore_errors=True)
         state.mkdir(parents=True, exist_ok=True)
         (state / "ready.json").unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "kubetrain_testenv", "serve", "--gpus", str(gpus)]
+        argv = [sys.executable, "-m", "kubetrain_testenv", "serve"]
         if then:
             argv += ["--then", then]
-        if real:
-            argv.append("--real-node")
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         with open(state / "serve.log", "wb") as log:
             proc = subprocess.Popen(
@@ -126,12 +115,9 @@ def up(state: Path, gpus: int, then: str | None, real: bool = False) -> int:
             return _ready(state)
 
         info = procs.wait_for(started, READY_TIMEOUT, 0.2, "the dev cluster")
-    if info.get("real_node"):
-        print(f"# dev cluster with a real node (containerd + kubelet): {info['server']}")
-        for name, ref in info["images"].items():
-            print(f"# local image {name}: {ref} (imagePullPolicy IfNotPresent)")
-    else:
-        print(f"# dev cluster (a development tool: pods run as local processes): {info['server']}")
+    print(f"# dev cluster with a real node (containerd + kubelet): {info['server']}")
+    for name, ref in info["images"].items():
+        print(f"# local image {name}: {ref} (imagePullPolicy IfNotPresent)")
     print(f"# component logs: {info['logs']}; pod logs: {info['pod_logs']}")
     print(_export(info))
     return 0

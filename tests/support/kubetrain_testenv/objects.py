@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 
-def python_container(name: str, code: str, **fields: Any) -> dict[str, Any]:
-    """A container running `python -c code` (the node agent's PATH finds the venv's python)."""
-    return {"name": name, "image": "python", "command": ["python", "-c", code], **fields}
+def python_container(name: str, code: str, image: str, **fields: Any) -> dict[str, Any]:
+    """A container running `python -c code` in `image`, a local image with python on PATH
+    (a real node's `images["trainer"].ref` or `["operator"].ref`): never pulled (no registry)."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["python", "-c", code],
+        **fields,
+    }
 
 
 def python_pod(
@@ -17,7 +24,8 @@ def python_pod(
     container: dict[str, Any] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    """A one-container pod running `python -c code`; `spec` adds pod spec fields."""
+    """A one-container pod running `python -c code`; `container` must name its `image`
+    (see python_container) and may add container fields, `spec` adds pod spec fields."""
     main = python_container("main", code, **(container or {}))
     return {
         "apiVersion": "v1",
