@@ -49,7 +49,8 @@ ruff check .
 
 echo "== pytest"
 set +e
-pytest "$@"
+# The slowest tests, printed with every run: where a warm run's time goes is then on record.
+pytest --durations=30 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
