@@ -3,7 +3,8 @@
     KUBETRAIN_KUEUE=$(hack/kueue/build.sh) PYTHONPATH=tests/support \\
         .venv/bin/python bench/operator_queued.py [--jobs 200] [--admit 20] [--rounds 3]
 
-One run on the test control plane with real Kueue and the node agent (pods run `sleep`):
+One run on the test control plane with real Kueue and two real nodes (kubetrain_testenv.
+real_cluster; the pods run `sleep` in the local trainer image, as real containers):
 
 1. Rounds, alternating bare client / operator, and a last bare client: the load of this shared
    machine changes by the minute, so each operator burst is compared with the bare runs just
@@ -16,6 +17,8 @@ One run on the test control plane with real Kueue and the node agent (pods run `
    - Bare client (bench/bare_client.py, a process of its own): the same objects for a
      namespace of the same jobs (real owners: nothing is garbage-collected) with its own
      ClusterQueue of the same quota, so Kueue's webhooks and admission do the same work.
+   - After each run its pods are deleted (its other objects stay): the two nodes (each with
+     this machine's cores) have CPU for the pods of one run (`--admit` × 100m), not of seven.
 2. Quiet window (`--window` s) after the last operator burst has settled (admitted jobs
    Running, the rest Queued with Kueue's reason): status writes per queued job per minute
    (MODIFIED events of queued jobs on a watch), Events, the operator's API requests and CPU
@@ -46,6 +49,7 @@ from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.clients import kubernetes_client
 from kubetrain_testenv.kueue import Kueue
 from kubetrain_testenv.procs import free_port
+from kubetrain_testenv.real_cluster import real_cluster
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -56,9 +60,9 @@ Buckets = list[tuple[dict[str, str], float]]
 BUCKETS = "kubetrain_reconcile_duration_seconds_bucket"
 
 
-def job(name: str, seconds: int) -> Obj:
+def job(name: str, seconds: int, image: str) -> Obj:
     """The scale bench's sleeping job, queued in `team` with a small CPU request."""
-    base = sleeping_job(name, seconds)
+    base = sleeping_job(name, seconds, image)
     base["spec"]["queueName"] = "team"
     base["spec"]["resources"] = {"cpu": f"{POD_CPU_MILLI}m"}
     # `sleep` sends no heartbeat: no Stalled restart during the bench.
@@ -77,7 +81,7 @@ def histogram_delta(after: Buckets, before: Buckets) -> Buckets:
 
 def apiserver_requests(cp: ControlPlane) -> Counter[str]:
     """The API server's request counts and seconds by verb and resource (every client's:
-    Kueue, the controller manager, the node agent and the bench's watches too)."""
+    Kueue, the controller manager, the kubelets and the bench's watches too)."""
     req = urllib.request.Request(cp.server + "/metrics")
     req.add_header("Authorization", f"Bearer {cp.admin_token}")
     with urllib.request.urlopen(req, context=cp._ssl_context(), timeout=30) as answer:
@@ -131,8 +135,8 @@ class Burst:
 
 
 class Bench:
-    def __init__(self, cp: ControlPlane, args: argparse.Namespace) -> None:
-        self.cp, self.args = cp, args
+    def __init__(self, cp: ControlPlane, args: argparse.Namespace, image: str) -> None:
+        self.cp, self.args, self.image = cp, args, image
         self.api = kubernetes_client(cp.kubeconfig)
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -162,7 +166,8 @@ class Bench:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(
                 lambda i: self.custom.create_namespaced_custom_object(
-                    GROUP, VERSION, name, PLURAL, job(f"j{i:04d}", self.args.seconds)),
+                    GROUP, VERSION, name, PLURAL,
+                    job(f"j{i:04d}", self.args.seconds, self.image)),
                 range(self.args.jobs),
             ))  # fmt: skip
 
@@ -184,6 +189,13 @@ class Bench:
             return arrivals.count() / (last - first), by_kind
         finally:
             arrivals.close()
+
+    def delete_pods(self, name: str) -> None:
+        """Delete the pods of namespace `name` at once and wait until they are gone (`sleep`
+        ignores SIGTERM as a container's first process: no grace period to wait out)."""
+        self.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+        wait_for(lambda: not self.core.list_namespaced_pod(name).items, 300, 1,
+                 f"the pods of {name} to be gone")  # fmt: skip
 
     def start_operator(self, name: str, port: int) -> subprocess.Popen[bytes]:
         log = open(self.cp.root / f"operator-{name}.log", "wb")  # noqa: SIM115 - the run's
@@ -280,16 +292,16 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=4)
     args = p.parse_args()
     loads = [os.getloadavg()[0]]
-    with ControlPlane() as cp:
-        cp.start_node_agent()
+    with real_cluster(("pause", "trainer"), nodes=2) as (cp, nodes):
         cp.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         cp.wait_crd_established("trainingjobs.kubetrain.io")
         Kueue(cp).start()
-        bench = Bench(cp, args)
+        bench = Bench(cp, args, nodes[0].images["trainer"].ref)
         flavor = {"apiVersion": f"{KUEUE}/{KV}", "kind": "ResourceFlavor",
                   "metadata": {"name": "bench"}}  # fmt: skip
         bench.custom.create_cluster_custom_object(KUEUE, KV, "resourceflavors", flavor)
         bare = [bench.bare("bare-0")[0]]
+        bench.delete_pods("bare-0")
         bursts: list[Burst] = []
         quiet: list[tuple[str, str]] = []
         for r in range(1, args.rounds + 1):
@@ -304,8 +316,10 @@ def main() -> int:
                 sampler.stop.set()
                 op.terminate()
                 op.wait(30)
+            bench.delete_pods(f"bench-{r}")
             loads.append(os.getloadavg()[0])
             rate, bare_by_kind = bench.bare(f"bare-{r}")
+            bench.delete_pods(f"bare-{r}")
             bare.append(rate)
         loads.append(os.getloadavg()[0])
 

@@ -1,9 +1,11 @@
-"""Operator at scale: N TrainingJobs created at once on the test control plane + node agent.
+"""Operator at scale: N TrainingJobs created at once on the test control plane and real nodes.
 
     PYTHONPATH=tests/support $(hack/venv.sh)/bin/python bench/operator_scale.py [--jobs 200]
 
 Each job is one node running a trivial command (`sleep S`, through the kubetrain.io/command
-annotation), so the numbers measure the operator and the API server, not training. Reports:
+annotation) in the local trainer image, so the numbers measure the operator and the API server,
+not training. The pods are real containers on `--nodes` real nodes (kubetrain_testenv.
+real_cluster; a kubelet runs at most 110 pods). Reports:
 time until every pod exists, until every job is Running and Succeeded; reconcile latency
 p50/p99 (the operator's histogram); the operator's peak RSS and CPU; and API requests per job per
 minute while all jobs run (steady state; the reconciler's own requests, watches excluded).
@@ -25,9 +27,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from kubetrain_testenv import ControlPlane, wait_for
+from kubetrain_testenv import wait_for
 from kubetrain_testenv.clients import kubernetes_client
 from kubetrain_testenv.procs import free_port
+from kubetrain_testenv.real_cluster import real_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "kubetrain.io", "v1alpha1", "trainingjobs"
@@ -99,8 +102,10 @@ def print_table(rows: list[tuple[str, Any]]) -> None:
         print(f"| {k} | {v} |")
 
 
-def job(name: str, seconds: int) -> dict[str, Any]:
+def job(name: str, seconds: int, image: str) -> dict[str, Any]:
+    """The quickstart, sleeping `seconds` in `image` (a local image with `sleep`)."""
     base = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    base["spec"]["image"] = image
     base["metadata"] = {
         "name": name,
         "annotations": {"kubetrain.io/command": json.dumps(["sleep", str(seconds)])},
@@ -113,9 +118,10 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=200)
     p.add_argument("--seconds", type=int, default=120, help="how long each pod runs")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--nodes", type=int, default=2, help="real nodes (110 pods each at most)")
     args = p.parse_args()
-    with ControlPlane() as cp:
-        cp.start_node_agent()
+    with real_cluster(("pause", "trainer"), nodes=args.nodes) as (cp, nodes):
+        image = nodes[0].images["trainer"].ref
         assert cp.assets is not None
         kubectl = [str(cp.assets / "kubectl"), "--kubeconfig", str(cp.kubeconfig)]
         subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True,
@@ -140,7 +146,7 @@ def main() -> int:
             start = time.monotonic()
             for i in range(args.jobs):
                 custom.create_namespaced_custom_object(
-                    GROUP, VERSION, "bench", PLURAL, job(f"j{i:04d}", args.seconds)
+                    GROUP, VERSION, "bench", PLURAL, job(f"j{i:04d}", args.seconds, image)
                 )
             created = time.monotonic() - start
 
@@ -181,7 +187,8 @@ def main() -> int:
             op.terminate()
             op.wait(30)
     rows = [
-        (f"jobs (1 pod each, `sleep {args.seconds}`)", f"{args.jobs}"),
+        (f"jobs (1 pod each, `sleep {args.seconds}`; {args.nodes} real nodes)",
+         f"{args.jobs}"),
         ("create calls issued", f"{created:.1f} s"),
         ("all pods exist", f"{all_pods:.1f} s"),
         ("all jobs Running", f"{all_running:.1f} s"),
