@@ -1,4 +1,4 @@
-"""etcd + kube-apiserver + kube-controller-manager (+ the node agent) as local processes."""
+"""etcd + kube-apiserver + kube-controller-manager (+ kube-scheduler) as local processes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,6 @@ from . import procs
 from .assets import ensure_assets
 from .kubeconfig import render_kubeconfig, write_kubeconfig
 from .pki import Pki, client_cert, make_pki
-from .pod_logs import pod_log_path
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "kubetrain-admin"
@@ -40,9 +38,10 @@ class ControlPlane:
 
     `start()` runs etcd, kube-apiserver (RBAC, client-cert and token auth, a
     service-account issuer) and kube-controller-manager, and waits until the API
-    server is ready and the controllers work. `start_node_agent()` adds the test
-    node that runs pods as local processes. `stop()` (also run at exit and on
-    SIGTERM) kills them all and leaves no process behind.
+    server is ready and the controllers work. Pods run on real nodes (`real_cluster()`
+    starts them with kube-scheduler; they register in `nodes`); with none, pods stay
+    Pending. `stop()` (also run at exit and on SIGTERM) stops the nodes and kills every
+    process, leaving none behind.
     """
 
     def __init__(
@@ -64,7 +63,6 @@ class ControlPlane:
         self.pki: Pki | None = None
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._etcd_dir: Path | None = None
-        self.node_name: str | None = None
         self.nodes: list[Any] = []  # real nodes (real_node.RealNode), stopped first by stop()
         self._stopped = False
 
@@ -85,20 +83,12 @@ class ControlPlane:
         assert self.pki is not None, "start() first"
         return self.pki.ca_cert
 
-    @property
-    def agent_dir(self) -> Path:
-        """The node agent's state: pod sandboxes and logs (see `pod_log`)."""
-        return self.root / "agent"
-
     def log_path(self, component: str) -> Path:
         """Where a component (etcd, kube-apiserver, ...) writes its output."""
         return self.root / "logs" / f"{component}.log"
 
     def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:
         """A pod container's stdout+stderr so far ("" if it has not started)."""
-        if not self.nodes:  # the node agent keeps logs in files of its own
-            path = pod_log_path(self.agent_dir, namespace, name, container)
-            return path.read_text(errors="replace") if path.exists() else ""
         query = f"?container={container}" if container else ""
         req = urllib.request.Request(
             f"{self.server}/api/v1/namespaces/{namespace}/pods/{name}/log{query}"
@@ -340,7 +330,7 @@ class ControlPlane:
 
     def start_scheduler(self, binary: Path) -> None:
         """Start kube-scheduler (`binary`) as system:kube-scheduler: pods are then scheduled for
-        real (onto real nodes; the node agent binds pods itself)."""
+        real (onto real nodes)."""
         assert self.pki is not None
         cert, key = client_cert(self.pki, "kube-scheduler", "/CN=system:kube-scheduler")
         kubeconfig = write_kubeconfig(
@@ -371,47 +361,8 @@ class ControlPlane:
                 return False
             raise
 
-    def start_node_agent(
-        self,
-        node_name: str = "testenv-node",
-        gpus: int = 0,
-        extra_args: list[str] | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        """Start the node agent (a subprocess) and wait until its Node is Ready."""
-        self.node_name = node_name
-        self._spawn(
-            "node-agent",
-            [
-                sys.executable,
-                "-m",
-                "kubetrain_testenv.node_agent",
-                "--kubeconfig",
-                self.kubeconfig,
-                "--state-dir",
-                self.agent_dir,
-                "--node-name",
-                node_name,
-                "--gpus",
-                str(gpus),
-                "--apiserver-port",
-                str(self.port),
-                *(extra_args or []),
-            ],
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
-        )
-        self._wait("node-agent", self._node_ready, time.monotonic() + timeout, "the node")
-
-    def _node_ready(self) -> bool:
-        try:
-            node = self.request("GET", f"/api/v1/nodes/{self.node_name}")
-        except urllib.error.HTTPError:
-            return False
-        conditions = node.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
     def stop(self) -> None:
-        """Stop everything (agent first: it stops the pods), then remove temp dirs."""
+        """Stop everything (nodes first: they stop the pods), then remove temp dirs."""
         if self._stopped:
             return
         self._stopped = True
@@ -419,15 +370,9 @@ class ControlPlane:
             # The rest must stop even if a node's clean-up fails.
             with contextlib.suppress(Exception):
                 node.stop()
-        for name in (
-            "node-agent",
-            "kube-scheduler",
-            "kube-controller-manager",
-            "kube-apiserver",
-            "etcd",
-        ):
+        for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             if name in self._procs:
-                procs.stop(self._procs[name], grace=15.0 if name == "node-agent" else 5.0)
+                procs.stop(self._procs[name], grace=5.0)
         procs.kill_survivors(self.run_id)
         if self._etcd_dir:
             shutil.rmtree(self._etcd_dir, ignore_errors=True)
@@ -456,13 +401,6 @@ def _remove_orphaned_etcd_dirs() -> None:
         pid, start = directory.name.split("-")[2:4]
         if not procs.owner_alive(f"{pid}:{start}"):
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def _pythonpath() -> str:
-    """This package's parent first, so the agent subprocess imports the same code."""
-    here = str(Path(__file__).resolve().parent.parent)
-    rest = os.environ.get("PYTHONPATH", "")
-    return f"{here}:{rest}" if rest else here
 
 
 def _stop_on_sigterm() -> None:

@@ -5,8 +5,8 @@ admin's kubeconfig and a config file of ours, registers Kueue's webhooks for its
 (Workload, ClusterQueue, LocalQueue... defaulting and validation: what a real cluster checks
 of the operator's Workloads) by URL on loopback, and waits until Kueue is ready.
 
-The same for both kinds of control plane: the node agent's (loopback only) and
-`real_cluster()`'s (the API server advertises a LAN address to real nodes' pods). Either way the
+The same for a plain `ControlPlane` (loopback only, no node) and `real_cluster()`'s (the API
+server advertises a LAN address to real nodes' pods). Either way the
 API server is a local process in this machine's network namespace, so a webhook URL on
 127.0.0.1 reaches the manager; nothing in a pod ever calls Kueue.
 

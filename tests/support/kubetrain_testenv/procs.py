@@ -1,7 +1,7 @@
 """Child processes in their own process groups, tagged so none can outlive a run.
 
 Every process the test environment starts (etcd, the API server, the controller
-manager, the node agent and the pods' processes) carries `RUN_ENV=<run id>` and
+manager, the scheduler and the real nodes' daemons) carries `RUN_ENV=<run id>` and
 `OWNER_ENV=<owner>` in its environment. `survivors(run_id)` finds them through
 /proc, so a teardown can both kill stragglers and assert that none is left;
 `reap_orphans()` kills what an owner killed outright (SIGKILL) left behind.

@@ -19,8 +19,9 @@ TIMINGS: dict[str, float] = {}
 
 
 @contextmanager
-def started_control_plane(gpus: int = 0) -> Iterator[ControlPlane]:
-    """A started control plane with its node agent, stopped afterwards (also on failure).
+def started_control_plane() -> Iterator[ControlPlane]:
+    """A started control plane of its own with no node (API objects only: pods stay Pending;
+    for pods, `started_real_cluster`), stopped afterwards (also on failure).
 
     A failed build of the binaries fails the test with the build's output; it never skips.
     """
@@ -30,8 +31,6 @@ def started_control_plane(gpus: int = 0) -> Iterator[ControlPlane]:
     try:
         cp.start()
         TIMINGS.setdefault("control plane start to ready", time.monotonic() - started)
-        cp.start_node_agent(gpus=gpus)
-        TIMINGS.setdefault("with node agent", time.monotonic() - started)
     except AssetsError as exc:
         cp.stop()
         pytest.fail(f"building the control plane failed: {exc}", pytrace=False)
