@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from local_images import chart_image_args, local_example
 
 from kubetrain_testenv import wait_for
 from kubetrain_testenv.e2e_cluster import Cluster, Container
@@ -18,7 +19,6 @@ from kubetrain_testenv.pytest_support import TIMINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetrain"
-EXAMPLE = ROOT / "examples" / "cpu-cluster.yaml"
 SYSTEM = "kubetrain-system"
 
 
@@ -31,13 +31,11 @@ def install_chart(cluster: Cluster) -> None:
     module before installed it (the modules share it: one operator start per session)."""
     if chart_installed(cluster):
         return
-    repository, tag = cluster.operator_image.rsplit(":", 1)
     started = time.monotonic()
     cluster.helm(
         "upgrade", "--install", "kubetrain", str(CHART), "--namespace", SYSTEM,
         "--create-namespace", "--wait", "--timeout", "5m",
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never",
+        *chart_image_args(cluster.operator_image),
     )  # fmt: skip
     TIMINGS.setdefault("e2e: helm install to operator Ready", time.monotonic() - started)
 
@@ -51,9 +49,8 @@ def example_job(cluster: Cluster, name: str, cpu: str | None = None,
                 **training: Any) -> dict[str, Any]:  # fmt: skip
     """examples/cpu-cluster.yaml as it is but for the local trainer image, `name`, and the
     `cpu` and `training` changes given."""
-    job = yaml.safe_load(EXAMPLE.read_text())
+    job = local_example(cluster.trainer_image)
     job["metadata"]["name"] = name
-    job["spec"]["image"] = cluster.trainer_image
     if cpu is not None:
         job["spec"]["resources"]["cpu"] = cpu
     job["spec"]["training"].update(training)

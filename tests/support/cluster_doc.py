@@ -33,8 +33,8 @@ EXERCISED = {
 }  # fmt: skip
 # Not run by that test, and why.
 _OWN_CLUSTER = (
-    "the test starts the same ControlPlane + node agent itself, rather than touching the "
-    "user's ~/.cache dev cluster"
+    "the test starts a cluster of its own (a control plane and a real node: "
+    "kubetrain_testenv.real_cluster), rather than touching the user's ~/.cache dev cluster"
 )
 ELSEWHERE = {
     "KUBETRAIN_DEV_CLUSTER_THEN= hack/dev-cluster.sh up": _OWN_CLUSTER,

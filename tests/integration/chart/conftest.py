@@ -1,31 +1,59 @@
-"""A fresh cluster per module for the chart's tests, and a shell that acts as its user.
+"""A cluster of their own for the chart's tests, and a shell that acts as its user.
 
 The chart's operator watches the whole cluster by default, so these tests do not share the
-session's control plane (whose other tests run operators of their own): `cluster` is a
-ControlPlane + node agent of their own. The chart's Deployment then really runs there: the
-node agent starts its container's command as a local process with the pod's projected
-ServiceAccount token, so the operator holds exactly the chart's RBAC.
+session's cluster (whose other tests run operators of their own): `chart_cluster` is a control
+plane with kube-scheduler and one real node (containerd + runc, kubelet, kube-proxy, CoreDNS:
+kubetrain_testenv.real_node) of the module's own. The chart's Deployment then runs the operator
+image hack/images/build.sh built as a real container, with the pod's projected ServiceAccount
+token, so the operator holds exactly the chart's RBAC; the jobs' workers run the trainer image.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from chart_user import User
 
 from kubetrain_testenv import ControlPlane
-from kubetrain_testenv.pytest_support import started_control_plane
+from kubetrain_testenv.pytest_support import started_real_cluster
+from kubetrain_testenv.real_node import RealNode, leftovers
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ControlPlane]:
-    with started_control_plane() as cp:
-        yield cp
-    left = cp.survivors()
-    if not left:
+def chart_cluster(
+    request: pytest.FixtureRequest, run_dirs: list[Path]
+) -> Iterator[tuple[ControlPlane, list[RealNode]]]:
+    with started_real_cluster(nodes=1) as (cp, nodes):
+        yield cp, nodes
+    # The jobs' run directories (hostPath /var/tmp on this machine), once no pod writes there.
+    for path in run_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
+    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
+        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
+    else:
         cp.remove_files()
-    assert not left, f"processes survived the chart's control plane: {left}"
+    assert not left, f"the chart's cluster left things behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def run_dirs() -> list[Path]:
+    """Where the tests' jobs keep their runs on the node; removed with the cluster."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def cluster(chart_cluster: tuple[ControlPlane, list[RealNode]]) -> ControlPlane:
+    return chart_cluster[0]
+
+
+@pytest.fixture(scope="module")
+def node(chart_cluster: tuple[ControlPlane, list[RealNode]]) -> RealNode:
+    return chart_cluster[1][0]
 
 
 @pytest.fixture(scope="module")
