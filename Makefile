@@ -30,7 +30,7 @@ crds: ## regenerate everything made from the models: crds/, the spec reference, 
 chart: ## regenerate the chart's values, schema, Chart.yaml, admission policy and kustomize base
 	$(VENV)/bin/python hack/chart/generate.py
 
-dev-cluster: ## start a local control plane, node agent and operator (development only)
+dev-cluster: ## start a local control plane, a real node and the operator (development only)
 	bash hack/dev-cluster.sh up
 
 dev-cluster-down: ## stop it
