@@ -40,7 +40,7 @@ recipe=1
 
 # The files the .dockerignore lets into the build context, hashed by content.
 context_hash() {
-  (cd "$root" && find pyproject.toml README.md trainer-image/kubetrain trainer-image/constraints.txt \
+  (cd "$root" && find pyproject.toml trainer-image/kubetrain trainer-image/constraints.txt \
     operator/kubetrain_operator operator/constraints.txt -name __pycache__ -prune -o -type f -print \
     | LC_ALL=C sort | xargs sha256sum) | key
 }
