@@ -1,5 +1,5 @@
 """Operator tests: the CRD and admission policy installed once, the operator as a subprocess
-per test (bound to the test's namespace)."""
+per test (bound to the test's namespace), the jobs' pods on the session's real nodes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import operator_helpers
 import pytest
 from kubernetes import client
 from kueue_queues import Queues
@@ -14,6 +15,7 @@ from operator_helpers import CRD, POLICY, Jobs, Operator, kubectl
 
 from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.kueue import Kueue
+from kubetrain_testenv.real_node import RealNode
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +52,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"rep_{call.when}", outcome.get_result())
 
 
+@pytest.fixture(scope="session")
+def trainer_image(nodes: list[RealNode]) -> str:
+    """The trainer image the nodes have, which cpu_job and standin_job put in their jobs."""
+    operator_helpers.TRAINER_IMAGE = nodes[0].images["trainer"].ref
+    return operator_helpers.TRAINER_IMAGE
+
+
 @pytest.fixture
-def jobs(api_client: client.ApiClient, namespace: str) -> Jobs:
+def jobs(api_client: client.ApiClient, namespace: str, trainer_image: str) -> Jobs:
     return Jobs(api_client, namespace)
-
-
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""Helpers of the operator integration tests: the operator process, job builders, polling."""
+"""Helpers of the operator integration tests: the operator process, job builders, polling.
+
+The jobs run on the session's real nodes (tests/integration/conftest.py) with the trainer image
+hack/images/build.sh built; the operator runs as a local process."""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from local_images import local_example
 
 from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.procs import free_port
@@ -24,6 +27,12 @@ REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "kubetrain.io_trainingjobs.yaml"
 POLICY = REPO / "operator" / "manifests" / "trainer-progress-policy.yaml"
 STANDIN = Path(__file__).with_name("standin_trainer.py")
+# Where a stand-in job's containers see STANDIN's folder (a read-only hostPath: the nodes are
+# this machine).
+STANDIN_MOUNT = "/kubetrain-tests"
+# The trainer image the nodes have, set once per session by the `trainer_image` fixture
+# (conftest.py); before that (no real node: the job never runs a pod), a name no node has.
+TRAINER_IMAGE = "localhost/kubetrain/trainer:no-node"
 GROUP, VERSION, PLURAL = "kubetrain.io", "v1alpha1", "trainingjobs"
 LABEL_JOB = "kubetrain.io/job-name"
 
@@ -95,22 +104,28 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def cpu_job(name: str, run_dir: Path, **spec: Any) -> dict[str, Any]:
-    """examples/cpu-cluster.yaml, its run directory on a hostPath both pods share."""
-    job = yaml.safe_load((REPO / "examples" / "cpu-cluster.yaml").read_text())
+    """examples/cpu-cluster.yaml with the local trainer image, its run directory on a hostPath
+    both pods share: `run_dir`, made writable for the trainer's uid 1000 (1777, like the
+    example's /var/tmp: the kubelet makes the job's subPath directory with the same mode)."""
+    job = local_example(TRAINER_IMAGE)
     job["metadata"] = {"name": name}
-    base = {
-        "parallelism": {"masterPort": free_port()},  # pods share the machine's network
-        "runPolicy": {"progressIntervalSeconds": 1},
-        "template": {"volumes": [{"name": "kubetrain-run", "hostPath": {"path": str(run_dir)}}]},
-    }  # fmt: skip
+    run_dir.chmod(0o1777)
+    run = {"name": "kubetrain-run", "hostPath": {"path": str(run_dir), "type": "Directory"}}
+    base = {"runPolicy": {"progressIntervalSeconds": 1}, "template": {"volumes": [run]}}
     job["spec"] = merge(merge(job["spec"], base), spec)
     return job
 
 
 def standin_job(name: str, run_dir: Path, *args: str, **spec: Any) -> dict[str, Any]:
-    """A job whose pods run the stand-in trainer (no torch) with `args`."""
+    """A job whose pods run the stand-in trainer (no torch) with `args`: the trainer image's
+    python and kubetrain, standin_trainer.py from this folder mounted read-only."""
     job = cpu_job(name, run_dir, **spec)
-    command = [sys.executable, str(STANDIN), *args]
+    template = job["spec"]["template"]
+    folder = {"name": "standin", "hostPath": {"path": str(STANDIN.parent), "type": "Directory"}}
+    template["volumes"] = [*template.get("volumes", []), folder]
+    mount = {"name": "standin", "mountPath": STANDIN_MOUNT, "readOnly": True}
+    template["volumeMounts"] = [*template.get("volumeMounts", []), mount]
+    command = ["python", f"{STANDIN_MOUNT}/{STANDIN.name}", *args]
     job["metadata"]["annotations"] = {"kubetrain.io/command": json.dumps(command)}
     return job
 
@@ -187,7 +202,8 @@ class Jobs:
 
 
 def kill_pod_processes(namespace: str, pod: str, sig: int = signal.SIGKILL) -> int:
-    """Signal every process of a pod's container (found by the env the operator sets)."""
+    """Signal every process of a pod's container, found by the env the operator sets (the
+    containers of the real nodes are processes of this machine: /proc shows them as root)."""
     wanted = {f"KUBETRAIN_POD_NAME={pod}".encode(), f"KUBETRAIN_JOB_NAMESPACE={namespace}".encode()}
     killed = 0
     for entry in Path("/proc").iterdir():

@@ -1,6 +1,7 @@
 """A stand-in trainer for operator tests that need no torch: a real process that follows
 docs/trainer-contract.md (PET_* env, run dir, termination log, exit codes) and reports
-progress through the real Kubernetes status sink.
+progress through the real Kubernetes status sink. It runs in the trainer image (its python and
+kubetrain), from this folder mounted read-only (operator_helpers.standin_job).
 
     python standin_trainer.py ok STEPS       train STEPS steps (~20/s), checkpoint every 10, exit 0
     python standin_trainer.py invalid MSG    write MSG to the termination log, exit 2

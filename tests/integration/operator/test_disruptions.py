@@ -5,7 +5,6 @@ ServiceAccount runs the pods and may report this job's progress only."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -146,7 +145,7 @@ def test_another_jobs_account_is_refused_by_the_api_server(
 
 def test_a_listed_exit_code_fails_the_job_at_once(operator: Operator, jobs: Jobs, tmp_path: Path):
     job = standin_job("listed", tmp_path, "ok", "1", runPolicy={"failOnExitCodes": [42]})
-    command = [sys.executable, "-c", "import sys; sys.exit(42)"]
+    command = ["python", "-c", "import sys; sys.exit(42)"]
     job["metadata"]["annotations"]["kubetrain.io/command"] = json.dumps(command)
     jobs.create(job)
 

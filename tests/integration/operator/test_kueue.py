@@ -25,7 +25,7 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
     operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
 ):
     # Each job: 2 workers × 400m; quota 1 CPU fits one job, never two.
-    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "testenv-node"})
+    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "node-1"})
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
     jobs.create(standin_job("first", tmp_path / "first", "ok", "200", queueName="team"))
@@ -47,7 +47,7 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
     # The first runs on the admitted flavor's nodes and holds the quota.
     first_pods = jobs.pods("first")
     assert {p.spec.node_selector.get("kubernetes.io/hostname") for p in first_pods} == {
-        "testenv-node"
+        "node-1"
     }
     first = queues.workload("first")
     assert queues.workload_condition("first", "Admitted")["status"] == "True"
@@ -180,7 +180,7 @@ def test_the_operators_rbac_covers_kueue(
     kubectl(cp, "create", "clusterrolebinding", binding,
             "--clusterrole=kubetrain-operator-framework",
             f"--serviceaccount={namespace}:kubetrain-operator")  # fmt: skip
-    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "testenv-node"})
+    queues.create(cpu="1", node_labels={"kubernetes.io/hostname": "node-1"})
     priority = queues.priority_class(500)
     kubeconfig = cp.service_account_kubeconfig(namespace, "kubetrain-operator")
     op = Operator(cp, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig).start()

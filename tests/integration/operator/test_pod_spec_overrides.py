@@ -3,7 +3,6 @@ reach the worker pods the API server accepts, and an init container runs before 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,17 @@ def shm(pod: client.V1Pod) -> tuple[list[client.V1Volume], list[client.V1VolumeM
     return [v for v in pod.spec.volumes if v.name in names], mounts
 
 
-def test_init_container_runs_first_and_shm_is_sized(operator: Operator, jobs: Jobs, tmp_path: Path):
-    """The default scheduler (the test node runs the pods): the init container writes a file
-    the trainer's run directory volume holds, then the trainer runs to the end."""
+def test_init_container_runs_first_and_shm_is_sized(
+    operator: Operator, jobs: Jobs, tmp_path: Path, trainer_image: str
+):
+    """The default scheduler (the real nodes run the pods): the init container (the trainer
+    image's python) writes a file the trainer's run directory volume holds, then the trainer
+    runs to the end."""
     run = tmp_path / "run"
     run.mkdir()
     write = "import os, sys; open(sys.argv[1] + '/' + os.environ['HOSTNAME'], 'w').write('x')"
-    init = {"name": "prepare", "image": "busybox:1.36",
-            "command": [sys.executable, "-c", write, "/prepared"],
+    init = {"name": "prepare", "image": trainer_image,
+            "command": ["python", "-c", write, "/prepared"],
             "volumeMounts": [{"name": "kubetrain-run", "mountPath": "/prepared"}]}  # fmt: skip
     jobs.create(standin_job("prepared", run, "ok", "20", resources={"shmSize": "256Mi"},
                             template={"initContainers": [init]}))  # fmt: skip
@@ -62,11 +64,13 @@ def test_init_container_runs_first_and_shm_is_sized(operator: Operator, jobs: Jo
     ]  # fmt: skip
 
 
-def test_scheduler_name_and_host_ipc_reach_the_pods(operator: Operator, jobs: Jobs, tmp_path: Path):
+def test_scheduler_name_and_host_ipc_reach_the_pods(
+    operator: Operator, jobs: Jobs, tmp_path: Path, trainer_image: str
+):
     """A scheduler that does not run here: the pods are created as asked and wait for it."""
     run = tmp_path / "run"
     run.mkdir()
-    init = {"name": "chown", "image": "busybox:1.36", "command": ["true"],
+    init = {"name": "chown", "image": trainer_image, "command": ["true"],
             "securityContext": {"runAsNonRoot": False, "runAsUser": 0}}  # fmt: skip
     template = {"schedulerName": "gang-scheduler", "hostIPC": True, "initContainers": [init]}
     jobs.create(standin_job("ganged", run, "ok", "20", template=template))
@@ -76,7 +80,7 @@ def test_scheduler_name_and_host_ipc_reach_the_pods(operator: Operator, jobs: Jo
     for pod in pods:
         assert pod.spec.scheduler_name == "gang-scheduler"
         assert pod.spec.host_ipc is True
-        assert pod.spec.node_name is None  # no node agent binds another scheduler's pods
+        assert pod.spec.node_name is None  # kube-scheduler leaves another's pods alone
         # The node's /dev/shm is the one shared: no volume hides it.
         assert shm(pod) == ([], [])
         (chown,) = pod.spec.init_containers
