@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    kube = Kube(on_request=metrics.api_requests.inc)
+    kube = Kube(on_request=lambda verb, what: metrics.api_requests.labels(verb, what).inc())
     controller = Controller(Reconciler(kube, metrics), workers=args.workers)
     namespaces = [n for arg in args.namespace for n in arg.split(",") if n]
     kopf.run(

@@ -57,8 +57,10 @@ class Controller:
             self.reconciler.forget(key)
             self.reconciler.metrics.set_progress(key, None)
             return
-        self.reconciler.metrics.set_progress(key, (body.get("status") or {}).get("progress"))
         meta = body.get("metadata", {})
+        if kind == "ADDED":  # created while we watch (the start's listing has no type)
+            self.reconciler.created(key, meta.get("uid", ""))
+        self.reconciler.metrics.set_progress(key, (body.get("status") or {}).get("progress"))
         # Progress updates (the trainer's, every few seconds) change nothing to decide on;
         # heartbeats are checked at their deadline by a timed requeue.
         fingerprint = (

@@ -38,6 +38,22 @@ _COLLECTIONS = {
 }  # fmt: skip
 
 
+_VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+
+
+def request_kind(method: str, path: str) -> tuple[str, str]:
+    """(verb, resource) of a request, named as the API server's audit log names them:
+    ("list", "pods"), ("patch", "trainingjobs/status"), ("create", "events")..."""
+    parts = path.split("?")[0].strip("/").split("/")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # past the group and version
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    resource = "/".join(rest[0:3:2])  # the resource, and a subresource after the name
+    if method == "GET":
+        return ("get" if len(rest) > 1 else "list"), resource
+    return _VERBS.get(method, method.lower()), resource
+
+
 def is_status(error: Exception, *codes: int) -> bool:
     return isinstance(error, ApiException) and error.status in codes
 
@@ -55,10 +71,13 @@ class Kube:
     """Typed-enough access to the few endpoints the operator needs."""
 
     def __init__(
-        self, api: client.ApiClient | None = None, on_request: Callable[[], None] | None = None
+        self,
+        api: client.ApiClient | None = None,
+        on_request: Callable[[str, str], None] | None = None,
     ) -> None:
         self.api = api or load_config()
-        self.on_request = on_request or (lambda: None)  # the request-rate metric
+        # The request metric, by verb and resource (request_kind).
+        self.on_request = on_request or (lambda verb, resource: None)
         # Events are recorded by one thread of their own, in order: a reconcile never waits
         # for them (they change nothing it decides on).
         self._events = ThreadPoolExecutor(1, thread_name_prefix="events")
@@ -71,7 +90,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        self.on_request()
+        self.on_request(*request_kind(method, path))
         method, url, headers, body, post = self.api.param_serialize(
             method, path,
             query_params=query or [],

@@ -31,7 +31,8 @@ class Metrics:
             "kubetrain_reconcile_errors_total", "Reconciles that raised", registry=r
         )
         self.api_requests = Counter(
-            "kubetrain_api_requests_total", "Requests the reconciler sent", registry=r
+            "kubetrain_api_requests_total", "Requests the reconciler sent, by verb and resource",
+            ["verb", "resource"], registry=r,
         )
         # Server-side applies of a job's children (not pods), by why: "missing" (first apply,
         # or deleted by hand) or "changed" (drift, or a spec change).

@@ -53,19 +53,30 @@ class Reconciler:
         self.kube, self.metrics, self.clock = kube, metrics, clock
         # Jobs, Workloads and children as last seen (fed by handlers.py's watches and by our
         # writes' answers): a reconcile reads them without a request (cache.py). Pods are
-        # LISTed: decisions to create and delete them are made on what the server has.
+        # LISTed (but not those of a job created while we watch, which has none yet: see
+        # `created`): decisions to create and delete them are made on what the server has.
         self.jobs = Bodies()
         self.workloads = Bodies(by_label)
         self.children = Children()
         self.gate = Gate(kube, clock, self.workloads)  # Kueue admission of a queueName
         # When each job was last read from the API server rather than the cache.
         self._read: dict[Key, float] = {}
+        # Jobs (their UID) this process saw created and has made no pod for: they have no pods
+        # of ours, so a reconcile lists none until it is about to make or delete one (a queued
+        # job waits without a LIST per reconcile).
+        self._podless: dict[Key, str] = {}
         # (uid, generation) whose children were applied once: later applies are repairs.
         self._applied: dict[Key, tuple[str, int]] = {}
+
+    def created(self, key: Key, uid: str) -> None:
+        """The watch saw the job created (not listed at start): no pod of it exists yet."""
+        if self._applied.get(key, ("",))[0] != uid:  # else a late event of a job we run
+            self._podless[key] = uid
 
     def forget(self, key: Key) -> None:
         self._applied.pop(key, None)
         self._read.pop(key, None)
+        self._podless.pop(key, None)
         for cache in (self.jobs, self.workloads):
             cache.forget(key)
         self.children.forget(key)
@@ -113,7 +124,8 @@ class Reconciler:
         spec, problems = validation.parse(obj)
         if spec is not None:
             problems = validation.validate(meta.name, dict(meta.annotations), spec)
-        pods = [observe_pod(p) for p in self.kube.list_pods(namespace, name)]
+        podless = self._podless.get(key) == meta.uid
+        pods = [] if podless else [observe_pod(p) for p in self.kube.list_pods(namespace, name)]
         job = JobState(meta.name, meta.generation, spec if not problems else None, status,
                        meta.uid)
         now = self.clock()
@@ -137,6 +149,11 @@ class Reconciler:
             decision = verdict.hold  # waiting for Kueue (or evicted by it): no pods
         else:
             decision = decide(verdict.job if verdict else job, pods, now)
+            if podless and (decision.create or decision.delete or decision.force_delete):
+                # About to touch pods: decide on what the server has (a deleted job of the
+                # same name may still have pods), from a LIST, from now on.
+                del self._podless[key]
+                return self._reconcile(key, seen)
             if spec.queue_name:
                 self.gate.finish(meta, decision)
         if not status.phase:  # the first reconcile of this job

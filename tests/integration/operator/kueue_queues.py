@@ -37,6 +37,17 @@ class Queues:
             else:
                 self.custom.create_cluster_custom_object(GROUP, V, plural, obj)
 
+    def set_cpu(self, cpu: str) -> None:
+        """Change the ClusterQueue's CPU quota (Kueue then admits what fits)."""
+        queue = self.custom.get_cluster_custom_object(GROUP, V, "clusterqueues", self.name)
+        groups = queue["spec"]["resourceGroups"]
+        for resource in groups[0]["flavors"][0]["resources"]:
+            if resource["name"] == "cpu":
+                resource["nominalQuota"] = cpu
+        self.custom.patch_cluster_custom_object(
+            GROUP, V, "clusterqueues", self.name, {"spec": {"resourceGroups": groups}}
+        )
+
     def priority_class(self, value: int) -> str:
         name = f"{self.name}-{value}"
         self.scheduling.create_priority_class({"metadata": {"name": name}, "value": value})

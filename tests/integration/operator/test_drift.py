@@ -68,7 +68,7 @@ def counters(op: Operator) -> dict[str, float]:
             elif s.name == "kubetrain_reconcile_duration_seconds_count":
                 out["reconciles"] = s.value
             elif s.name == "kubetrain_api_requests_total":
-                out["requests"] = s.value
+                out["requests"] += s.value  # summed over verb and resource
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kueue_queues import Queues
 from operator_helpers import REPO, Jobs, Operator, cpu_job, kubectl, standin_job, until
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubetrain_testenv.kueue import Kueue
 
@@ -62,6 +63,44 @@ def test_quota_for_one_job_holds_the_second_in_the_queue(
     assert condition(status, "Admitted")["status"] == "True"
     assert status["restarts"] == 0
     assert status["progress"]["step"] == 40
+
+
+def counted(op: Operator, name: str, **labels: str) -> float:
+    """The sum of the operator's samples `name` whose labels include `labels`."""
+    return sum(
+        s.value for family in text_string_to_metric_families(op.metrics()) for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )  # fmt: skip
+
+
+def test_a_job_waiting_in_the_queue_lists_no_pods_until_admitted(
+    operator: Operator, jobs: Jobs, queues: Queues, kueue: Kueue, tmp_path: Path
+):
+    pod_lists = {"name": "kubetrain_api_requests_total", "verb": "list", "resource": "pods"}
+    # A job the operator has reconciled: it watches now, and sees the next one created.
+    jobs.create(standin_job("probe", tmp_path, "ok", "20", runPolicy={"suspend": True}))
+    jobs.wait_phase("probe", "Suspended", 60)
+    before = counted(operator, **pod_lists)
+    # 2 workers × 400m against 500m of quota: held until the quota grows.
+    queues.create(cpu="500m")
+    jobs.create(standin_job("waits", tmp_path, "ok", "20", queueName="team"))
+    until(lambda: jobs.status("waits").get("reason") == "Pending", 60,
+          "the job to be Queued with Kueue's reason")  # fmt: skip
+    # Three more reconciles of the held job (an annotation change is one each).
+    for n in range(3):
+        jobs.custom.patch_namespaced_custom_object(
+            "kubetrain.io", "v1alpha1", jobs.namespace, "trainingjobs", "waits",
+            {"metadata": {"annotations": {"test/touch": str(n)}}},
+        )  # fmt: skip
+    until(lambda: counted(operator, "kubetrain_reconcile_duration_seconds_count") >= 5, 30,
+          "the operator to reconcile the touched job")  # fmt: skip
+    assert counted(operator, **pod_lists) == before  # it saw the job created: it has no pods
+
+    # Admitted: from its first pod on, the job's pods are what a LIST says, and it succeeds.
+    queues.set_cpu("1")
+    status = jobs.wait_phase("waits", "Succeeded", 120)
+    assert status["progress"]["step"] == 20
+    assert counted(operator, **pod_lists) > before
 
 
 def test_preemption_checkpoints_requeues_and_resumes_as_a_disruption(
