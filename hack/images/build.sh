@@ -12,9 +12,10 @@
 # $KUBETRAIN_CACHE (default ~/.cache/kubetrain)/images/. The machine's pip cache is mounted into
 # the builds (where it keeps wheels, they are not fetched twice). Needs root and
 # hack/node/install.sh's packages. After a build (or with KUBETRAIN_IMAGES_PRUNE=1) the storage
-# is pruned to the current images (every name's current key) and the layers they are made of:
-# older builds, layers only they used, build stages, and what killed builds left go, so the disk
-# holds one generation plus the layer cache the next build reuses. Builds take turns (a lock).
+# is pruned to the current images (every name's current key; other keys' for 2 hours) and the
+# layers they are made of: older builds, layers only they used, build stages, and what killed
+# builds left go, so the disk holds about one generation plus the layer cache the next build
+# reuses. Builds take turns (a lock).
 #
 #   hack/images/build.sh [base|pause|operator|trainer ...]   (default: pause operator trainer)
 #     stdout: one line per image, "<name> <image reference>"; logs go to stderr.
@@ -138,11 +139,14 @@ prune() {
   keep=" ${made[*]} $(base_ref) $(pause_ref) $(dockerfile_ref operator operator/Dockerfile)"
   keep+=" $(dockerfile_ref trainer trainer-image/Dockerfile) "
   before=$(du -sm "$cache/storage" | cut -f1)
-  # Older builds: images named like ours with another key.
-  for old in $("${buildah[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/kubetrain/' \
-      || true); do
-    case "$keep" in *" $old "*) ;; *) "${buildah[@]}" rmi -f "$old" >/dev/null || true ;; esac
-  done
+  # Older builds: images named like ours with another key, once they are 2 hours old (another
+  # checkout's tests, say CI's clone beside a working tree, may be about to import a newer one).
+  local now name created; now=$(date +%s)
+  while read -r name created; do
+    case "$keep" in *" $name "*) continue ;; esac
+    [ $((now - created)) -lt 7200 ] || "${buildah[@]}" rmi -f "$name" >/dev/null || true
+  done < <("${buildah[@]}" images --format '{{.Name}}:{{.Tag}} {{.CreatedAtRaw.Unix}}' \
+             | grep '^localhost/kubetrain/' || true)
   # Working containers: a finished build leaves none, so these are killed builds' (the lock
   # says none runs now); they pin their images.
   "${buildah[@]}" rm --all >/dev/null || true

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from .control_plane import ControlPlane
 from .node_assets import ensure_images, ensure_node_binaries
 from .node_network import Lan, NodeNetwork
-from .real_node import RealNode, new_tag, reap_orphaned_nodes
+from .real_node import RealNode, new_tag, provision, reap_orphaned_nodes
 
 
 def pod_subnet(index: int) -> str:
@@ -62,10 +62,7 @@ def real_cluster(
         t0 = time.monotonic()
         cp.start()
         cp.start_scheduler(binaries / "kube-scheduler")
-        # The images go into the machine's store once; every node runs on its own clone.
-        members[0].fill_shared_root()
-        for node in members:
-            node.clone_shared_root()
+        provision(members)  # the images into the machine's store; each node runs on a clone
         for node in members:
             node.start()
         timings.setdefault("real node: control plane start to node Ready", time.monotonic() - t0)

@@ -4,8 +4,8 @@ Test and development tool only. Each node lives in its own network namespace (no
 with its own containerd (state, socket and root), kubelet root dir, pod log dir and cgroup
 tree, so several nodes, clusters and test sessions can share the machine at once. The project's
 images (hack/images/build.sh) are imported into the machine's image store (`SHARED_ROOT`, a
-containerd root kept across runs that no node ever runs on: `fill_shared_root`); every node
-runs on a hard-linked clone of it (`clone_shared_root`): its images are there in about 2 s at no
+containerd root kept across runs that no node ever runs on); every node runs on a
+hard-linked clone of it (`provision`): its images are there in about 2 s at no
 disk cost, and nothing a node writes reaches the store or another node's files. Pods use the
 images from containerd's `k8s.io` namespace with `imagePullPolicy: Never`/`IfNotPresent` (no
 registry is reachable).
@@ -30,7 +30,6 @@ import signal
 import subprocess
 import time
 import urllib.error
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 IMAGES_SCRIPT = REPO_ROOT / "hack" / "images" / "build.sh"
 _CACHE = Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
 # The image store: a containerd root (content, snapshots) kept across runs, because the trainer
-# image is GBs. Written only while its lock is held exclusively (importing), cloned while it is
-# held shared: clusters of several sessions clone it at once, and never see half an import.
+# image is GBs. Imported into and cloned under its lock (`provision`): clusters of several
+# sessions take turns for seconds, and never see half an import.
 SHARED_ROOT = _CACHE / "node" / "containerd-root"
 SHARED_ROOT_LOCK = SHARED_ROOT.with_suffix(".lock")
 # What of a containerd root a clone takes: content, unpacked layers and the metadata (not the
@@ -176,8 +175,7 @@ class RealNode:
         started = time.monotonic()
         self.prepare()
         if not self._cloned_root:
-            self.fill_shared_root()
-            self.clone_shared_root()
+            provision([self])
         self._start_containerd()
         self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
         self._start_kubelet()
@@ -204,24 +202,23 @@ class RealNode:
             check=True, capture_output=True,
         )  # fmt: skip
 
-    def fill_shared_root(self) -> None:
+    def _fill_store(self) -> None:
         """Import the images the store lacks: a containerd of this node's (its state and
-        socket) runs on the store for the import only, under the store's exclusive lock."""
+        socket) runs on the store for the import only. The caller holds the store's lock."""
         self.prepare()
         started = time.monotonic()
-        with _locked(fcntl.LOCK_EX):
-            self._start_containerd(SHARED_ROOT)
-            try:
-                self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
-                self._import_images()
-            finally:
-                procs.stop(self._procs.pop("containerd"), grace=10.0)
-                # start() waits for the socket to appear: a stale one would answer too soon.
-                self.paths.containerd_socket.unlink(missing_ok=True)
+        self._start_containerd(SHARED_ROOT)
+        try:
+            self._wait(self.paths.containerd_socket.exists, 30, f"containerd of {self.name}")
+            self._import_images()
+        finally:
+            procs.stop(self._procs.pop("containerd"), grace=10.0)
+            # start() waits for the socket to appear: a stale one would answer too soon.
+            self.paths.containerd_socket.unlink(missing_ok=True)
         self.timings["images imported into the store"] = time.monotonic() - started
 
-    def clone_shared_root(self) -> None:
-        """Make this node's root a hard-linked copy of the store, under its shared lock.
+    def _clone_store(self) -> None:
+        """Make this node's root a hard-linked copy of the store (the caller holds its lock).
         Blobs and unpacked layers are never written after they are made, so links are safe;
         the metadata databases are written in place, so they are real copies."""
         assert "containerd" not in self._procs, "clone before containerd starts"
@@ -229,13 +226,12 @@ class RealNode:
         started = time.monotonic()
         target = self.paths.private_root
         target.mkdir(parents=True, exist_ok=True)
-        with _locked(fcntl.LOCK_SH):
-            for part in CLONED_PARTS:
-                if (SHARED_ROOT / part).is_dir():
-                    subprocess.run(["cp", "-al", str(SHARED_ROOT / part), str(target)], check=True)
-            for db in target.rglob("*.db"):
-                db.unlink()
-                shutil.copy2(SHARED_ROOT / db.relative_to(target), db)
+        for part in CLONED_PARTS:
+            if (SHARED_ROOT / part).is_dir():
+                subprocess.run(["cp", "-al", str(SHARED_ROOT / part), str(target)], check=True)
+        for db in target.rglob("*.db"):
+            db.unlink()
+            shutil.copy2(SHARED_ROOT / db.relative_to(target), db)
         self._cloned_root = True
         self.timings["containerd root cloned"] = time.monotonic() - started
 
@@ -433,13 +429,16 @@ def _ensure_dns_objects(cp: Any, node_ip: str) -> None:
 # -- clean-up (also for nodes whose owner was SIGKILLed) ---------------------------------
 
 
-@contextlib.contextmanager
-def _locked(mode: int) -> Iterator[None]:
-    """The image store's lock in `mode` (fcntl.LOCK_EX or LOCK_SH), waited for."""
+def provision(nodes: list[RealNode]) -> None:
+    """Bring the images into the store (through the first node's containerd), then give every
+    node its clone, all under the store's lock: another session's import, which removes the
+    images it does not use from the store, cannot come between this one's and its clones."""
     SHARED_ROOT.parent.mkdir(parents=True, exist_ok=True)
     with open(SHARED_ROOT_LOCK, "a") as lock:
-        fcntl.flock(lock, mode)  # released when the file closes, or when its holder dies
-        yield
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its holder dies
+        nodes[0]._fill_store()
+        for node in nodes:
+            node._clone_store()
 
 
 def _record_path(tag: str) -> Path:

@@ -179,13 +179,16 @@ def _encoded(files: list[CorpusFile], column: str, tok: Tokenizer,
              workers: int) -> Iterator[tuple[np.ndarray, int, int]]:
     """(ids, text bytes, input bytes) per chunk, in corpus order, with at most 2 chunks per
     worker in flight (the reader never runs ahead of the tokenizers by more)."""
-    # fork, as torch's DataLoader does (spawn would re-run the console script in each child).
-    # The library's thread pool must not cross a fork: workers tokenize on one thread each.
+    # forkserver, not fork: a fork of a process that runs other threads (obstore's runtime after
+    # a bucket download, jemalloc's, a test session's) can leave the child waiting forever on a
+    # lock one of them held (seen in CI). The server is a fresh one-thread process; workers
+    # tokenize on one thread each.
     saved = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker,
-                                           initargs=(tok.to_dict(),))
+        pool = mp.get_context("forkserver").Pool(
+            workers, initializer=_init_worker, initargs=(tok.to_dict(),)
+        )
     finally:
         if saved is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
