@@ -53,17 +53,18 @@ class Reconciler:
         self.kube, self.metrics, self.clock = kube, metrics, clock
         # Jobs, Workloads and children as last seen (fed by handlers.py's watches and by our
         # writes' answers): a reconcile reads them without a request (cache.py). Pods are
-        # LISTed (but not those of a job created while we watch, which has none yet: see
-        # `created`): decisions to create and delete them are made on what the server has.
+        # LISTed (but not those of a job known to have none: `_podless`): decisions to create
+        # and delete them are made on what the server has.
         self.jobs = Bodies()
         self.workloads = Bodies(by_label)
         self.children = Children()
         self.gate = Gate(kube, clock, self.workloads)  # Kueue admission of a queueName
         # When each job was last read from the API server rather than the cache.
         self._read: dict[Key, float] = {}
-        # Jobs (their UID) this process saw created and has made no pod for: they have no pods
-        # of ours, so a reconcile lists none until it is about to make or delete one (a queued
-        # job waits without a LIST per reconcile).
+        # Jobs (their UID) known to have no pod: seen created by the watch, or a LIST found
+        # none and no pod was made since. Only this process makes their pods, so a reconcile
+        # lists none until it is about to make or delete one (a queued job waits without a
+        # LIST per reconcile).
         self._podless: dict[Key, str] = {}
         # (uid, generation) whose children were applied once: later applies are repairs.
         self._applied: dict[Key, tuple[str, int]] = {}
@@ -149,13 +150,16 @@ class Reconciler:
             decision = verdict.hold  # waiting for Kueue (or evicted by it): no pods
         else:
             decision = decide(verdict.job if verdict else job, pods, now)
-            if podless and (decision.create or decision.delete or decision.force_delete):
-                # About to touch pods: decide on what the server has (a deleted job of the
-                # same name may still have pods), from a LIST, from now on.
-                del self._podless[key]
-                return self._reconcile(key, seen)
-            if spec.queue_name:
-                self.gate.finish(meta, decision)
+        touches = bool(decision.create or decision.delete or decision.force_delete)
+        if podless and touches:
+            # About to touch pods: decide on what the server has (a deleted job of the same
+            # name may still have pods), from a LIST, from now on.
+            del self._podless[key]
+            return self._reconcile(key, seen)
+        if not (podless or pods or touches):  # listed none, makes none: none until we do
+            self._podless[key] = meta.uid
+        if (verdict is None or verdict.hold is None) and spec.queue_name:
+            self.gate.finish(meta, decision)
         if not status.phase:  # the first reconcile of this job
             decision.events += [Event("Warning", Reason.CHECKPOINTS_NOT_SHARED, w)
                                 for w in validation.warnings(spec)]  # fmt: skip
