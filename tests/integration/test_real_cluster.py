@@ -44,6 +44,19 @@ def on_node(pod: dict[str, Any], node: RealNode) -> dict[str, Any]:
     return pod
 
 
+def bind(api: client.ApiClient, namespace: str, account: str, role: tuple[str, str]) -> None:
+    """A RoleBinding of ServiceAccount `account` to `role` (kind, name)."""
+    kind, name = role
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": f"{account}-{name}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    )
+
+
 def in_subnet(ip: str, node: RealNode) -> bool:
     return ipaddress.ip_address(ip) in ipaddress.ip_network(node.pod_subnet)
 
@@ -113,18 +126,7 @@ def test_pods_use_in_cluster_config_as_their_service_account(
     namespace: str,
 ):
     core_v1.create_namespaced_service_account(namespace, {"metadata": {"name": "lister"}})
-    client.RbacAuthorizationV1Api(api_client).create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "lister-view"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": namespace}],
-        },
-    )
+    bind(api_client, namespace, "lister", ("ClusterRole", "view"))
     # The operator's image has the kubernetes client; the API server is reached through the
     # `kubernetes` Service (kube-proxy), with the pod's projected token.
     code = textwrap.dedent("""
@@ -225,18 +227,7 @@ def test_rbac_denies_a_service_account_without_permission(
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
         },
     )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "reader"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "pod-reader",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-        },
-    )
+    bind(api_client, namespace, "reader", ("Role", "pod-reader"))
 
     def as_sa(name: str) -> client.CoreV1Api:
         kubeconfig = control_plane.service_account_kubeconfig(namespace, name)
