@@ -29,7 +29,7 @@ from kubetrain_operator.kube import Kube
 from kubetrain_operator.kueue import Placement, place
 from kubetrain_operator.metrics import Metrics
 from kubetrain_operator.names import JobMeta
-from kubetrain_operator.observe import observe_pod
+from kubetrain_operator.observe import ObservedPod, observe_pod
 from kubetrain_operator.queueing import Gate
 from kubetrain_operator.render import render_children, render_worker_pod
 from kubetrain_operator.status import decide, invalid
@@ -141,6 +141,7 @@ class Reconciler:
         )
         verdict = self.gate.check(meta, spec, job, pods) if queued else None
         if verdict is not None and verdict.wait is not None:
+            self._note_podless(key, meta.uid, pods, podless)
             return verdict.wait  # Kueue's word first: then one status write, not two
         if verdict is not None and verdict.hold is None and verdict.job.spec is not None:
             # Admitted (perhaps partially): pods, world size and plan follow the admitted size.
@@ -156,8 +157,8 @@ class Reconciler:
             # name may still have pods), from a LIST, from now on.
             del self._podless[key]
             return self._reconcile(key, seen)
-        if not (podless or pods or touches):  # listed none, makes none: none until we do
-            self._podless[key] = meta.uid
+        if not touches:
+            self._note_podless(key, meta.uid, pods, podless)
         if (verdict is None or verdict.hold is None) and spec.queue_name:
             self.gate.finish(meta, decision)
         if not status.phase:  # the first reconcile of this job
@@ -168,6 +169,13 @@ class Reconciler:
             with contextlib.suppress(InvalidJob):  # validation reported it already
                 decision.status.plan = resolve_plan(spec)
         return self._act(obj, meta, job, decision, verdict.placement if verdict else None)
+
+    def _note_podless(
+        self, key: Key, uid: str, pods: list[ObservedPod], podless: bool
+    ) -> None:
+        """A LIST found no pod and this pass makes none: there is none until we make one."""
+        if not (podless or pods):
+            self._podless[key] = uid
 
     def _resync_due(self, key: Key) -> bool:
         now = time.monotonic()

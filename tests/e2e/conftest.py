@@ -22,7 +22,7 @@ import pytest
 from e2e_helpers import uninstall_chart
 
 from kubetrain_testenv.e2e_cluster import Cluster, KindCluster, LocalCluster
-from kubetrain_testenv.pytest_support import TIMINGS, started_real_cluster
+from kubetrain_testenv.pytest_support import started_real_cluster
 from kubetrain_testenv.real_node import leftovers
 
 
@@ -45,9 +45,3 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     else:
         cp.remove_files()
     assert not left, f"the real node left things behind: {left}"
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for what, seconds in TIMINGS.items():
-        if what.startswith(("real node", "node binaries", "e2e")):
-            terminalreporter.write_line(f"kubetrain_testenv: {what}: {seconds:.1f}s")

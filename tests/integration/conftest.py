@@ -33,7 +33,7 @@ from kubernetes import client
 
 from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.clients import kubernetes_client
-from kubetrain_testenv.pytest_support import RUN_IDS, TIMINGS, started_real_cluster
+from kubetrain_testenv.pytest_support import RUN_IDS, started_real_cluster
 from kubetrain_testenv.real_node import RealNode, leftovers
 
 
@@ -82,11 +82,6 @@ def namespace(core_v1: client.CoreV1Api) -> Iterator[str]:
     yield name
     # Namespace deletion is asynchronous (the controller manager empties it).
     core_v1.delete_namespace(name)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for what, seconds in TIMINGS.items():
-        terminalreporter.write_line(f"kubetrain_testenv: {what}: {seconds:.1f}s")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
