@@ -90,13 +90,9 @@ class ControlPlane:
     def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:
         """A pod container's stdout+stderr so far ("" if it has not started)."""
         query = f"?container={container}" if container else ""
-        req = urllib.request.Request(
-            f"{self.server}/api/v1/namespaces/{namespace}/pods/{name}/log{query}"
-        )
-        req.add_header("Authorization", f"Bearer {self.admin_token}")
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/log{query}"
         try:  # through the kubelet, as `kubectl logs` reads it
-            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=30) as answer:
-                return str(answer.read().decode(errors="replace"))
+            return self._send("GET", path).decode(errors="replace")
         except urllib.error.HTTPError as exc:
             if exc.code in (400, 404):  # not started yet (or gone)
                 return ""
@@ -150,12 +146,16 @@ class ControlPlane:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """One admin request to the API server; returns the decoded JSON answer."""
+        return json.loads(self._send(method, path, body) or b"null")
+
+    def _send(self, method: str, path: str, body: Any = None) -> bytes:
+        """One admin request to the API server; returns the answer's bytes."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.admin_token}")
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, context=self._ssl_context(), timeout=30) as answer:
-            return json.loads(answer.read() or b"null")
+            return bytes(answer.read())
 
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
