@@ -22,8 +22,7 @@ import pytest
 from e2e_helpers import uninstall_chart
 
 from kubetrain_testenv.e2e_cluster import Cluster, KindCluster, LocalCluster
-from kubetrain_testenv.pytest_support import started_real_cluster
-from kubetrain_testenv.real_node import leftovers
+from kubetrain_testenv.pytest_support import check_cleaned_up, started_real_cluster
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +38,4 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         # test; if that did not run, here (its pods must go before the leftovers check).
         with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
             uninstall_chart(local)
-    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
-    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
-        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
-    else:
-        cp.remove_files()
-    assert not left, f"the real node left things behind: {left}"
+    check_cleaned_up(cp, nodes, request, "the real node")

@@ -23,7 +23,6 @@ or KUBETRAIN_TESTENV_KEEP is set.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,20 +32,15 @@ from kubernetes import client
 
 from kubetrain_testenv import ControlPlane, wait_for
 from kubetrain_testenv.clients import kubernetes_client
-from kubetrain_testenv.pytest_support import RUN_IDS, started_real_cluster
-from kubetrain_testenv.real_node import RealNode, leftovers
+from kubetrain_testenv.pytest_support import RUN_IDS, check_cleaned_up, started_real_cluster
+from kubetrain_testenv.real_node import RealNode
 
 
 @pytest.fixture(scope="session")
 def real_nodes(request: pytest.FixtureRequest) -> Iterator[tuple[ControlPlane, list[RealNode]]]:
     with started_real_cluster(nodes=2) as (cp, nodes):
         yield cp, nodes
-    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
-    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
-        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
-    else:
-        cp.remove_files()
-    assert not left, f"the control plane or its nodes left things behind: {left}"
+    check_cleaned_up(cp, nodes, request, "the control plane or its nodes")
 
 
 @pytest.fixture(scope="session")

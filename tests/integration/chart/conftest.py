@@ -10,7 +10,6 @@ token, so the operator holds exactly the chart's RBAC; the jobs' workers run the
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,8 @@ import pytest
 from chart_user import User
 
 from kubetrain_testenv import ControlPlane
-from kubetrain_testenv.pytest_support import started_real_cluster
-from kubetrain_testenv.real_node import RealNode, leftovers
+from kubetrain_testenv.pytest_support import check_cleaned_up, started_real_cluster
+from kubetrain_testenv.real_node import RealNode
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +31,7 @@ def chart_cluster(
     # The jobs' run directories (hostPath /var/tmp on this machine), once no pod writes there.
     for path in run_dirs:
         shutil.rmtree(path, ignore_errors=True)
-    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
-    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
-        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
-    else:
-        cp.remove_files()
-    assert not left, f"the chart's cluster left things behind: {left}"
+    check_cleaned_up(cp, nodes, request, "the chart's cluster")
 
 
 @pytest.fixture(scope="module")

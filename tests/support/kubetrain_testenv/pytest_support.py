@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ import pytest
 from .assets import AssetsError
 from .control_plane import ControlPlane
 from .real_cluster import real_cluster
-from .real_node import RealNode
+from .real_node import RealNode, leftovers
 
 RUN_IDS: list[str] = []
 """Every control plane a fixture started; the session's survivor check reads them."""
@@ -56,3 +57,17 @@ def started_real_cluster(
             yield cp, members
     except AssetsError as exc:
         pytest.fail(f"building what the real node needs failed: {exc}", pytrace=False)
+
+
+def check_cleaned_up(
+    cp: ControlPlane, nodes: list[RealNode], request: pytest.FixtureRequest, what: str
+) -> None:
+    """After a real cluster stopped: fail if a process or anything of a node survived (`what`
+    left things behind); keep its logs when so, when a test failed or KUBETRAIN_TESTENV_KEEP
+    is set, else remove its files."""
+    left = cp.survivors() + [x for node in nodes for x in leftovers(node)]
+    if left or request.session.testsfailed or os.environ.get("KUBETRAIN_TESTENV_KEEP"):
+        print(f"\nkubetrain_testenv: logs kept in {cp.root}")
+    else:
+        cp.remove_files()
+    assert not left, f"{what} left things behind: {left}"
